@@ -1,0 +1,40 @@
+# steward — the targets CI runs. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+STATE_DIR ?= .state
+
+.PHONY: venv run test lint typecheck pytest bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run the daemon in the foreground on the example machines (state in ./.state, no NATS)
+run: $(STAMP)
+	$(BIN)/steward run --machines machines --state-dir $(STATE_DIR) --log-format text
+
+## ruff, mypy and the whole pytest suite
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check steward tests bench
+	$(BIN)/ruff format --check steward tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy steward
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+## benchmarks; results are appended to bench/RESULTS.md
+bench: $(STAMP)
+	$(BIN)/python bench/load_machines.py --machines 1000
+
+clean:
+	rm -rf $(VENV) $(STATE_DIR) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,3 @@
+from steward.cmd.main import main
+
+main()

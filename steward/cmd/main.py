@@ -1,0 +1,277 @@
+"""``steward``: the command line. Commands parse, call one function, print.
+
+Output is for people by default and JSON with ``--json``. Errors are one line on stderr and
+a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable
+from enum import IntEnum
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from steward import __version__
+from steward.cmd.client import ApiClient
+from steward.cmd.render import render_status
+from steward.daemon.config import config_path, load_config
+from steward.daemon.loader import load_sources
+from steward.errors import Severity, SpecError, StewardError
+from steward.machine.discovery import sources_for
+from steward.machine.graph import to_dot, to_mermaid
+from steward.machine.validate import load_machine
+from steward.watchers.registry import default_registry
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Exit(IntEnum):
+    OK = 0
+    FAILURE = 1  # an error, or an invalid machine for `validate`
+    USAGE = 2
+
+
+def _fail(message: str, code: int = Exit.FAILURE) -> None:
+    click.echo(f"steward: error: {message}", err=True)
+    sys.exit(code)
+
+
+def friendly(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn steward's own errors into one line and exit 1."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except StewardError as exc:
+            _fail(str(exc))
+            raise AssertionError("unreachable") from exc
+
+    return wrapper
+
+
+def _dump(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="steward")
+def cli() -> None:
+    """steward: autonomous finite-state machines on every node."""
+
+
+# run -------------------------------------------------------------------------------------------
+@cli.command()
+@click.option(
+    "--machines", "machines_dir", type=click.Path(file_okay=False), help="Machines directory."
+)
+@click.option(
+    "--state-dir", type=click.Path(file_okay=False), help="State directory (database, socket)."
+)
+@click.option("--node", help="This node's name (default: the host name).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Config file.")
+@click.option("--socket", type=click.Path(dir_okay=False), help="Control socket path.")
+@click.option("--log-format", type=click.Choice(["auto", "json", "text"]), help="Log format.")
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level."
+)
+@friendly
+def run(
+    machines_dir: str | None,
+    state_dir: str | None,
+    node: str | None,
+    config_file: str | None,
+    socket: str | None,
+    log_format: str | None,
+    log_level: str | None,
+) -> None:
+    """Run the daemon in the foreground."""
+    from steward.daemon.logs import setup_logging
+    from steward.daemon.server import Daemon
+
+    path, required = config_path(config_file, os.environ)
+    config = load_config(
+        path,
+        required=required,
+        overrides={
+            "machines_dir": machines_dir,
+            "state_dir": state_dir,
+            "node": node,
+            "socket": socket,
+            "log_format": log_format,
+            "log_level": log_level,
+        },
+    )
+    setup_logging(config.log_format, config.log_level)
+    code = asyncio.run(Daemon(config).serve())
+    sys.exit(int(code))
+
+
+# validate --------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
+def validate(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Check machine files or directories; exit 1 if any is invalid.
+
+    A PATH is a machine.yaml, a machine directory, or a machines directory. Machines given
+    together are cross-checked (subscribe, foreign_state_required).
+    """
+    sources = []
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            _fail(f"{p}: no such file or directory")
+        try:
+            sources.extend(sources_for(path))
+        except OSError as exc:
+            _fail(f"{p}: {exc.strerror or exc}")
+    report = load_sources(sources, default_registry())
+    errors = report.errors
+    if as_json:
+        _dump(
+            {
+                "valid": [
+                    {"file": str(s.path), "name": s.name, "version": s.version}
+                    for s in report.specs
+                ],
+                "invalid": sorted({p.file for p in errors}),
+                "problems": [p.as_dict() for p in report.problems],
+            }
+        )
+    else:
+        for problem in sorted(report.problems, key=lambda p: (p.file, p.line, p.column)):
+            click.echo(str(problem))
+        if not quiet:
+            for spec in report.specs:
+                click.echo(f"ok: {spec.path}: {spec.name} {spec.version}")
+            bad = len({p.file for p in errors})
+            click.echo(
+                f"{len(report.specs)} valid, {bad} invalid"
+                + (
+                    f", {len(report.problems) - len(errors)} warnings"
+                    if len(report.problems) > len(errors)
+                    else ""
+                ),
+                err=True,
+            )
+    if not sources:
+        _fail("no machine definitions found in " + ", ".join(paths))
+    sys.exit(Exit.FAILURE if errors else Exit.OK)
+
+
+# client commands -------------------------------------------------------------------------------
+def _client(socket: str | None, state_dir: str | None, config_file: str | None) -> ApiClient:
+    if socket:
+        return ApiClient(Path(socket))
+    if state_dir:
+        return ApiClient(Path(state_dir) / "steward.sock")
+    path, required = config_path(config_file, os.environ)
+    return ApiClient(load_config(path, required=required).socket_path)
+
+
+def client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--config", "config_file", type=click.Path(dir_okay=False), help="Config file."
+    )(fn)
+    fn = click.option("--state-dir", help="The daemon's state directory.")(fn)
+    return click.option("--socket", envvar="STEWARD_SOCKET", help="The daemon's control socket.")(
+        fn
+    )
+
+
+@cli.command()
+@click.argument("machine", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@client_options
+@friendly
+def status(
+    machine: str | None,
+    as_json: bool,
+    socket: str | None,
+    state_dir: str | None,
+    config_file: str | None,
+) -> None:
+    """Show every machine (or one): state, since when, watchers' last results."""
+    client = _client(socket, state_dir, config_file)
+    data = client.status()
+    if machine is not None:
+        data["machines"] = [m for m in data["machines"] if m["name"] == machine]
+        if not data["machines"]:
+            _fail(f"no machine named {machine!r} on node {data.get('node')}")
+    if as_json:
+        _dump(data)
+    else:
+        click.echo(render_status(data), nl=False)
+
+
+@cli.command()
+@click.argument("machine")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@client_options
+@friendly
+def transition(
+    machine: str,
+    name: str,
+    as_json: bool,
+    socket: str | None,
+    state_dir: str | None,
+    config_file: str | None,
+) -> None:
+    """Fire transition NAME on MACHINE through the daemon."""
+    result = _client(socket, state_dir, config_file).transition(machine, name)
+    if as_json:
+        _dump(result)
+    elif result.get("changed"):
+        click.echo(
+            f"{machine}: {name}: {result['from_state']} -> {result['to_state']} "
+            f"(seq {result['seq']})"
+        )
+    else:
+        click.echo(f"{machine}: {name}: already in {result['to_state']}; nothing changed")
+
+
+# graph, version --------------------------------------------------------------------------------
+@cli.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option(
+    "--format", "fmt", type=click.Choice(["dot", "mermaid"]), default="dot", show_default=True
+)
+def graph(path: str, fmt: str) -> None:
+    """Print a machine's states and transitions (Graphviz dot or Mermaid)."""
+    sources = sources_for(Path(path))
+    if len(sources) != 1:
+        _fail(f"{path}: expected one machine, found {len(sources)}", Exit.USAGE)
+    try:
+        spec = load_machine(sources[0].path, default_registry(), directory=sources[0].directory)
+    except SpecError as exc:
+        for p in exc.problems:
+            click.echo(str(p), err=True)
+        sys.exit(
+            Exit.FAILURE if any(p.severity is Severity.ERROR for p in exc.problems) else Exit.OK
+        )
+    click.echo(to_dot(spec) if fmt == "dot" else to_mermaid(spec), nl=False)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def version(as_json: bool) -> None:
+    """Print steward's version."""
+    if as_json:
+        _dump({"version": __version__, "python": sys.version.split()[0]})
+    else:
+        click.echo(f"steward {__version__}")
+
+
+def main() -> None:
+    cli(prog_name="steward")

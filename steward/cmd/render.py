@@ -1,0 +1,61 @@
+"""Text for people: ``steward status``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from steward.machine.durations import format_duration
+
+
+def _when(ts: float | None, now: float) -> str:
+    if not ts:
+        return "never"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    return f"{stamp} ({format_duration(max(0.0, now - ts))} ago)"
+
+
+def _table(rows: list[list[str]], indent: str = "") -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        indent + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in rows
+    ]
+
+
+def render_status(data: dict[str, Any], now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    machines = data.get("machines", [])
+    lines = [
+        f"node {data.get('node')}: {len(machines)} machines (steward {data.get('steward_version')})"
+    ]
+    for m in sorted(machines, key=lambda m: m["name"]):
+        lines.append("")
+        lines.append(
+            f"{m['name']} {m['version']}: {m['state']} "
+            f"since {_when(m['since'], now)}, seq {m['seq']}"
+        )
+        if m.get("store_error"):
+            lines.append(f"  ! state not recorded: {m['store_error']}")
+        rows = [["WATCHER", "TYPE", "ACTIVE", "LAST", "AT", "DETAIL"]]
+        for w in m.get("watchers", []):
+            rows.append(
+                [
+                    w["name"],
+                    w["type"],
+                    "yes" if w["active"] else "no",
+                    w["last_outcome"] or "-",
+                    _when(w["last_run_at"], now) if w["last_run_at"] else "-",
+                    (w["last_detail"] or "")[:60],
+                ]
+            )
+        if len(rows) > 1:
+            lines.extend(_table(rows, "  "))
+    problems = [p for p in data.get("problems", []) if p.get("severity") == "error"]
+    if problems:
+        lines.append("")
+        lines.append(f"rejected machine files ({len({p['file'] for p in problems})}):")
+        for p in problems:
+            where = f"{p['file']}:{p['line']}:{p['column']}" if p["line"] else p["file"]
+            field = f" {p['path']}:" if p["path"] else ""
+            lines.append(f"  {where}:{field} {p['message']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,111 @@
+"""The control API: HTTP on a Unix socket (mode 0660).
+
+    GET  /v1/status                              node, machines, load problems
+    GET  /v1/machines/{name}                     one machine
+    POST /v1/machines/{name}/transition          {"transition": "..."} -> the committed result
+
+Errors are JSON ``{"error": "..."}`` with 404 (no such machine), 409 (transition rejected),
+400 (bad request) or 500.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from steward.errors import ConfigError, MachineNotFound, StoreError, TransitionRejected
+
+if TYPE_CHECKING:
+    from steward.daemon.server import Daemon
+
+SOCKET_MODE = 0o660
+MAX_UNIX_PATH = 107
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+
+
+def build_app(daemon: Daemon) -> web.Application:
+    routes = web.RouteTableDef()
+
+    @routes.get("/v1/status")
+    async def status(_: web.Request) -> web.Response:
+        return _json(daemon.status())
+
+    @routes.get("/v1/machines/{name}")
+    async def machine(request: web.Request) -> web.Response:
+        try:
+            return _json(daemon.node.get(request.match_info["name"]).status())
+        except MachineNotFound as exc:
+            return _json({"error": str(exc)}, 404)
+
+    @routes.post("/v1/machines/{name}/transition")
+    async def transition(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _json({"error": 'body must be JSON: {"transition": NAME}'}, 400)
+        name = body.get("transition") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not name:
+            return _json({"error": 'body must be JSON: {"transition": NAME}'}, 400)
+        try:
+            machine = daemon.node.get(request.match_info["name"])
+            result = await machine.fire(name, cause="manual")
+        except MachineNotFound as exc:
+            return _json({"error": str(exc)}, 404)
+        except TransitionRejected as exc:
+            return _json({"error": str(exc), "state": exc.state}, 409)
+        except StoreError as exc:
+            return _json({"error": str(exc)}, 500)
+        return _json(result.as_dict())
+
+    app = web.Application()
+    app.add_routes(routes)
+    return app
+
+
+class ControlSocket:
+    """Serves the API on a Unix socket; ``start()`` binds, ``stop()`` unbinds and unlinks."""
+
+    def __init__(self, daemon: Daemon, path: Path) -> None:
+        self.path = path
+        self._runner = web.AppRunner(build_app(daemon), access_log=None)
+
+    async def start(self) -> None:
+        if len(str(self.path).encode()) > MAX_UNIX_PATH:
+            raise ConfigError(
+                f"control socket path {self.path} is longer than {MAX_UNIX_PATH} bytes; "
+                "set a shorter one with --socket or api.socket"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(self.path)
+        await self._runner.setup()
+        site = web.UnixSite(self._runner, str(self.path))
+        await site.start()
+        self.path.chmod(SOCKET_MODE)
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove a socket left by a dead daemon; refuse if one still answers there."""
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()
+        return
+    finally:
+        probe.close()
+    raise ConfigError(f"another steward daemon is listening on {path}")

@@ -1,0 +1,237 @@
+"""The daemon: startup → main loop → shutdown, like uvicorn's ``serve()``.
+
+Signal handlers only set flags. SIGTERM/SIGINT stop gracefully within ``shutdown_timeout``;
+a second one forces the stop. SIGHUP rescans the machines directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import random
+import signal
+import time
+from enum import IntEnum
+from typing import IO, Any
+
+from steward import __version__
+from steward.clock import Clock, SystemClock
+from steward.daemon.api import ControlSocket
+from steward.daemon.config import Config
+from steward.daemon.loader import LoadReport, load_directory
+from steward.daemon.node import Node
+from steward.errors import ConfigError, Problem, Severity
+from steward.machine.persistence import SqliteStore
+from steward.watchers.registry import WatcherRegistry, default_registry
+
+log = logging.getLogger("steward.daemon")
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILURE = 1
+    FORCED = 3
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: WatcherRegistry | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self.config = config
+        self.registry = registry or default_registry()
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.shutdown_timeout = shutdown_timeout
+        self.store = SqliteStore(config.database_path)
+        self.node = Node(
+            config.node, store=self.store, registry=self.registry, clock=self.clock, rng=self.rng
+        )
+        self.problems: list[Problem] = []
+        self.started_at = 0.0
+        self._api: ControlSocket | None = None
+        self._lock: IO[str] | None = None
+        self._should_exit = asyncio.Event()
+        self._force_exit = asyncio.Event()
+        self._rescan_requested = asyncio.Event()
+
+    async def serve(self) -> ExitCode:
+        self._install_signal_handlers()
+        await self.startup()
+        try:
+            await self.main_loop()
+        finally:
+            forced = await self.shutdown()
+        return ExitCode.FORCED if forced else ExitCode.OK
+
+    # startup -------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        cfg = self.config
+        if not cfg.machines_dir.is_dir():
+            raise ConfigError(f"machines directory {cfg.machines_dir} does not exist")
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_state_dir(cfg)
+        await self.store.open()
+        self._api = ControlSocket(self, cfg.socket_path)
+        await self._api.start()
+        self.started_at = self.clock.time()
+        t0 = time.monotonic()
+        await self.rescan()
+        log.info(
+            "steward started: %d machines running, %d rejected",
+            len(self.node.machines),
+            len({p.file for p in self.problems if p.severity is Severity.ERROR}),
+            extra={
+                "node": cfg.node,
+                "machines_dir": str(cfg.machines_dir),
+                "state_dir": str(cfg.state_dir),
+                "socket": str(cfg.socket_path),
+                "load_seconds": round(time.monotonic() - t0, 3),
+                "version": __version__,
+            },
+        )
+
+    # main loop -----------------------------------------------------------------------------
+    async def main_loop(self) -> None:
+        stop = asyncio.ensure_future(self._should_exit.wait())
+        try:
+            while not self._should_exit.is_set():
+                rescan = asyncio.ensure_future(self._rescan_requested.wait())
+                await asyncio.wait([stop, rescan], return_when=asyncio.FIRST_COMPLETED)
+                rescan.cancel()
+                if self._rescan_requested.is_set() and not self._should_exit.is_set():
+                    self._rescan_requested.clear()
+                    await self.rescan()
+        finally:
+            stop.cancel()
+
+    def request_exit(self) -> None:
+        if self._should_exit.is_set():
+            log.warning("second stop signal: forcing exit")
+            self._force_exit.set()
+        self._should_exit.set()
+
+    def request_rescan(self) -> None:
+        self._rescan_requested.set()
+
+    async def rescan(self) -> None:
+        """Bring the running machines in line with the directory.
+
+        New machines start; a machine whose file changed (checksum) is validated and
+        replaced; an invalid new version leaves the old one running; a removed file stops
+        its machine; an unchanged machine is never touched.
+        """
+        try:
+            report = await asyncio.to_thread(
+                load_directory, self.config.machines_dir, self.registry
+            )
+        except OSError as exc:
+            log.error("cannot read machines directory: %s", exc, extra={"error": str(exc)})
+            return
+        self._log_problems(report)
+        self.problems = report.problems
+        wanted = {s.name: s for s in report.specs}
+        rejected_paths = set(report.rejected)
+        for name, machine in list(self.node.machines.items()):
+            new = wanted.get(name)
+            if new is not None and new.checksum == machine.spec.checksum:
+                continue
+            if new is None and machine.spec.path in rejected_paths:
+                log.warning(
+                    "keeping the running version of %s: its new file is invalid",
+                    name,
+                    extra={"machine": name},
+                )
+                continue
+            await self.node.remove(name)
+            log.info("machine stopped", extra={"machine": name, "version": machine.spec.version})
+        for name, spec in wanted.items():
+            if name in self.node.machines:
+                continue
+            machine = await self.node.add(spec)
+            log.info(
+                "machine %s %s in state %s",
+                name,
+                "resumed" if machine.resumed else "started",
+                machine.state,
+                extra={
+                    "machine": name,
+                    "version": spec.version,
+                    "state": machine.state,
+                    "path": str(spec.path),
+                },
+            )
+
+    def _log_problems(self, report: LoadReport) -> None:
+        for p in report.problems:
+            level = logging.ERROR if p.severity is Severity.ERROR else logging.WARNING
+            log.log(level, "%s", p, extra={"file": p.file, "field": p.path, "error": p.message})
+
+    # shutdown ------------------------------------------------------------------------------
+    async def shutdown(self) -> bool:
+        """Stop the API, the machines (killing their processes) and the store. True if forced."""
+        forced = False
+        if self._api is not None:
+            await self._api.stop()
+        stopping = asyncio.ensure_future(self.node.stop())
+        force = asyncio.ensure_future(self._force_exit.wait())
+        done, _ = await asyncio.wait(
+            [stopping, force], timeout=self.shutdown_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        force.cancel()
+        if stopping not in done:
+            forced = True
+            log.warning("machines did not stop in time; exiting anyway")
+            stopping.cancel()
+        await self.store.close()
+        if self._lock is not None:
+            self._lock.close()
+        log.info("steward stopped", extra={"node": self.config.node})
+        return forced
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, self.request_exit)
+            loop.add_signal_handler(signal.SIGINT, self.request_exit)
+            loop.add_signal_handler(signal.SIGHUP, self.request_rescan)
+
+    # what the API shows --------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {
+            "node": self.config.node,
+            "steward_version": __version__,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "machines_dir": str(self.config.machines_dir),
+            "state_dir": str(self.config.state_dir),
+            "machines": [m.status() for m in self.node.machines.values()],
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+def _lock_state_dir(config: Config) -> IO[str]:
+    path = config.state_dir / "steward.lock"
+    f = open(path, "a+")  # noqa: SIM115 - held open for the daemon's lifetime
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip() or "?"
+        f.close()
+        raise ConfigError(
+            f"another steward daemon (pid {pid}) is using state dir {config.state_dir}"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f

@@ -1,0 +1,355 @@
+"""A running machine: its current state, data and sequence, its watchers, and its queue.
+
+Everything that can change a machine (a watcher result, a manual or subscribed transition)
+goes through one queue processed by one task, so changes apply in order and a watcher never
+waits for the machine. A transition is committed to the store before the in-memory state
+moves; then the watchers are reconciled with the new state and the node is told, so that
+subscribers and watchers waiting on a foreign state can react.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from steward.clock import Clock
+from steward.errors import StoreError, TransitionRejected
+from steward.machine.fsm import StateGraph
+from steward.machine.persistence import MachineStore, SavedMachine, TransitionRecord
+from steward.machine.spec import MachineSpec, WatcherSpec
+from steward.watchers.base import Outcome, Watcher, WatcherResult
+from steward.watchers.registry import WatcherRegistry
+
+log = logging.getLogger("steward.machine")
+
+
+class NodeLink(Protocol):
+    """What a machine needs from the node it runs on."""
+
+    def state_of(self, machine: str) -> str | None: ...
+
+    def transitioned(self, machine: RunningMachine, transition: TransitionResult) -> None: ...
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    machine: str
+    transition: str
+    from_state: str
+    to_state: str
+    seq: int
+    at: float
+    cause: str
+    changed: bool  # False for a self-transition, which changes and publishes nothing
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "transition": self.transition,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "seq": self.seq,
+            "at": self.at,
+            "cause": self.cause,
+            "changed": self.changed,
+        }
+
+
+@dataclass(frozen=True)
+class _Fire:
+    transition: str
+    cause: str
+    future: asyncio.Future[TransitionResult] | None
+
+
+@dataclass(frozen=True)
+class _Result:
+    watcher: Watcher
+    result: WatcherResult
+    version: int
+
+
+class RunningMachine:
+    """One machine on this node. ``start()`` to run, ``stop()`` to end."""
+
+    def __init__(
+        self,
+        spec: MachineSpec,
+        *,
+        store: MachineStore,
+        node: NodeLink,
+        registry: WatcherRegistry,
+        clock: Clock,
+        rng: random.Random,
+    ) -> None:
+        self.spec = spec
+        self.graph = StateGraph(spec)
+        self.instance = uuid.uuid4().hex
+        self._store = store
+        self._node = node
+        self._clock = clock
+        self._rng = rng
+        self.state = spec.initial_state
+        self.since = 0.0
+        self.seq = 0
+        self.state_version = 0
+        self.data: dict[str, Any] = {}
+        self.resumed = False
+        self.transitions_fired = 0
+        self.transitions_rejected = 0
+        self.store_error: str | None = None
+        self.watchers: list[Watcher] = []
+        for w in spec.watchers:
+            watcher_type = registry.get(w.type)
+            if watcher_type is None:  # validated before; a registry mismatch is a bug
+                raise ValueError(f"watcher type {w.type!r} is not registered")
+            self.watchers.append(watcher_type(w, self, clock, rng))
+        self._queue: asyncio.Queue[_Fire | _Result] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._watching = False
+
+    # MachineHandle, as watchers see it ---------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def directory(self) -> Path:
+        return self.spec.directory
+
+    def data_snapshot(self) -> dict[str, Any]:
+        return dict(self.data)
+
+    def submit_result(self, watcher: Watcher, result: WatcherResult, version: int) -> None:
+        self._queue.put_nowait(_Result(watcher, result, version))
+
+    # lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Restore or initialise the saved state, then run the queue and (after splay) watchers."""
+        saved = await self._store.load(self.name)
+        now = self._clock.time()
+        self.state, self.since = self.spec.initial_state, now
+        if saved is not None:
+            self.seq = saved.seq  # the sequence never goes back, even without resume
+            if self.spec.resume and saved.state in self.spec.states:
+                self.state, self.since, self.data = saved.state, saved.since, dict(saved.data)
+                self.resumed = True
+            elif self.spec.resume:
+                log.warning(
+                    "saved state no longer exists; starting in the initial state",
+                    extra={"machine": self.name, "state": saved.state},
+                )
+        await self._store.save(
+            SavedMachine(self.name, self.spec.version, self.state, self.since, self.seq, self.data)
+        )
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._process(), name=f"machine:{self.name}"),
+            loop.create_task(self._start_watchers(), name=f"machine-start:{self.name}"),
+        ]
+
+    async def stop(self) -> None:
+        """Cancel the watchers (killing their processes) and the queue."""
+        self._watching = False
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(w.close() for w in self.watchers), return_exceptions=True)
+        self._tasks = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _Fire) and item.future and not item.future.done():
+                item.future.cancel()
+
+    async def _start_watchers(self) -> None:
+        if self.spec.splay_start:
+            await self._clock.sleep(self._rng.uniform(0, self.spec.splay_start))
+        self._watching = True
+        for w in self.watchers:
+            if w.gathers_initial_state() and not self._should_run(w.spec):
+                w.gather()
+        self._reconcile(state_entered=True)
+
+    # requests --------------------------------------------------------------------------------
+    async def fire(self, transition: str, cause: str = "manual") -> TransitionResult:
+        """Fire a transition and wait until it is committed; TransitionRejected if invalid."""
+        future: asyncio.Future[TransitionResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Fire(transition, cause, future))
+        return await future
+
+    def request(self, transition: str, cause: str) -> None:
+        """Fire a transition without waiting (subscriptions)."""
+        self._queue.put_nowait(_Fire(transition, cause, None))
+
+    def foreign_changed(self) -> None:
+        """Another machine moved: watchers that depend on foreign states may (de)activate."""
+        self._reconcile(state_entered=False)
+
+    def depends_on(self, machine: str) -> bool:
+        return any(
+            fs.machine_name == machine
+            for w in self.spec.watchers
+            for fs in w.foreign_state_required
+        )
+
+    # the queue -------------------------------------------------------------------------------
+    async def _process(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _Result):
+                await self._apply_result(item)
+                continue
+            try:
+                result = await self._transition(item.transition, item.cause)
+            except (TransitionRejected, StoreError) as exc:
+                if item.future is not None and not item.future.done():
+                    item.future.set_exception(exc)
+                continue
+            if item.future is not None and not item.future.done():
+                item.future.set_result(result)
+
+    async def _apply_result(self, item: _Result) -> None:
+        spec, result = item.watcher.spec, item.result
+        extra = {"machine": self.name, "watcher": spec.name, "outcome": result.outcome.value}
+        level = (
+            logging.INFO if result.outcome in (Outcome.FAILURE, Outcome.ERROR) else logging.DEBUG
+        )
+        log.log(level, "watcher %s: %s", result.outcome.value, result.detail, extra=extra)
+        if result.data:
+            await self._merge_data(result.data)
+        transition = _transition_for(spec, result.outcome)
+        if transition is None:
+            return
+        if item.version != self.state_version:
+            log.debug(
+                "dropped %s: the machine moved on while the check ran",
+                transition,
+                extra={**extra, "transition": transition},
+            )
+            return
+        with contextlib.suppress(TransitionRejected, StoreError):
+            await self._transition(transition, f"watcher {spec.name}")
+
+    async def _merge_data(self, values: Mapping[str, Any]) -> None:
+        self.data.update(values)
+        try:
+            await self._store.save_data(self.name, self.data, self._clock.time())
+        except StoreError as exc:
+            self._store_failed(exc)
+
+    async def _transition(self, name: str, cause: str) -> TransitionResult:
+        current = self.state
+        destination = self.graph.destination(name, current)
+        if destination is None:
+            self.transitions_rejected += 1
+            reason = self._rejection(name, current)
+            log.warning(
+                "transition %s rejected: %s",
+                name,
+                reason,
+                extra={"machine": self.name, "transition": name, "state": current, "cause": cause},
+            )
+            raise TransitionRejected(self.name, name, current, reason)
+        now = self._clock.time()
+        if destination == current:
+            return TransitionResult(self.name, name, current, current, self.seq, now, cause, False)
+        record = TransitionRecord(
+            self.name, self.spec.version, name, current, destination, self.seq + 1, now
+        )
+        try:
+            await self._store.record_transition(record)
+        except StoreError as exc:
+            self._store_failed(exc)  # keep running in memory; the error is visible in status
+        else:
+            self.store_error = None
+        self.state, self.since, self.seq = destination, now, record.seq
+        self.state_version += 1
+        self.transitions_fired += 1
+        log.info(
+            "transition %s: %s -> %s",
+            name,
+            current,
+            destination,
+            extra={
+                "machine": self.name,
+                "transition": name,
+                "from_state": current,
+                "to_state": destination,
+                "seq": record.seq,
+                "cause": cause,
+            },
+        )
+        result = TransitionResult(
+            self.name, name, current, destination, record.seq, now, cause, True
+        )
+        self._reconcile(state_entered=True)
+        self._node.transitioned(self, result)
+        return result
+
+    def _rejection(self, name: str, state: str) -> str:
+        spec = self.spec.transition(name)
+        if spec is None:
+            names = ", ".join(t.name for t in self.spec.transitions)
+            return f"no transition named {name!r} (transitions: {names})"
+        return f"valid only from {', '.join(spec.sources)}"
+
+    def _store_failed(self, exc: StoreError) -> None:
+        if self.store_error != str(exc):
+            log.error(
+                "cannot record state: %s", exc, extra={"machine": self.name, "error": str(exc)}
+            )
+        self.store_error = str(exc)
+
+    # watchers --------------------------------------------------------------------------------
+    def _should_run(self, spec: WatcherSpec) -> bool:
+        if not spec.matches(self.state):
+            return False
+        return all(
+            self._node.state_of(fs.machine_name) == fs.state for fs in spec.foreign_state_required
+        )
+
+    def _reconcile(self, *, state_entered: bool) -> None:
+        if not self._watching:
+            return
+        for w in self.watchers:
+            if self._should_run(w.spec):
+                if not w.active or (state_entered and w.restart_on_state_entry):
+                    w.activate()
+            elif w.active:
+                w.deactivate()
+
+    # what people see -------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.spec.version,
+            "description": self.spec.description,
+            "path": str(self.spec.path),
+            "instance": self.instance,
+            "state": self.state,
+            "since": self.since,
+            "seq": self.seq,
+            "resumed": self.resumed,
+            "states": list(self.spec.states),
+            "available_transitions": self.graph.available(self.state),
+            "transitions_fired": self.transitions_fired,
+            "transitions_rejected": self.transitions_rejected,
+            "store_error": self.store_error,
+            "data": self.data,
+            "watchers": [w.status() for w in self.watchers],
+        }
+
+
+def _transition_for(spec: WatcherSpec, outcome: Outcome) -> str | None:
+    if outcome is Outcome.SUCCESS:
+        return spec.success_transition
+    if outcome in (Outcome.FAILURE, Outcome.ERROR):
+        return spec.fail_transition
+    return None

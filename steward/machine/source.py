@@ -1,0 +1,290 @@
+"""YAML 1.2 documents with positions, and a reader that validates them field by field.
+
+``load_yaml`` parses text with ruamel.yaml's round-trip loader (YAML 1.2: ``on``/``off``/``yes``
+stay strings) and keeps every node's line and column. ``Fields`` reads one mapping: each
+accessor marks its key as known, checks the type, records a ``Problem`` with the exact
+position and field path when something is wrong, and ``finish()`` reports the unknown keys.
+Readers never raise for bad input; they collect every problem so a user sees them all at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from steward.errors import Problem, Severity, SpecError
+from steward.machine.durations import parse_duration
+
+MAX_DOCUMENT_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a value sits: file, 1-based line and column, and its field path."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+
+    def problem(self, message: str, severity: Severity = Severity.ERROR) -> Problem:
+        return Problem(self.file, self.line, self.column, self.path, message, severity)
+
+
+@dataclass
+class Problems:
+    """The problems found so far in one document."""
+
+    file: str
+    items: list[Problem] = field(default_factory=list)
+
+    def add(self, pos: Position, message: str, severity: Severity = Severity.ERROR) -> None:
+        self.items.append(pos.problem(message, severity))
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.severity is Severity.ERROR for p in self.items)
+
+
+def load_yaml(text: str, file: str) -> Any:
+    """Parse one YAML 1.2 document; syntax errors become a SpecError with the position."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
+        raise SpecError(
+            [Problem(file, 0, 0, "", f"file is larger than {MAX_DOCUMENT_BYTES} bytes")]
+        )
+    yaml = YAML(typ="rt")
+    yaml.version = (1, 2)
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        what = exc.problem or exc.context or "invalid YAML"
+        raise SpecError([Problem(file, line, col, "", f"YAML: {what}")]) from exc
+    except YAMLError as exc:
+        raise SpecError([Problem(file, 0, 0, "", f"YAML: {exc}")]) from exc
+    except RecursionError as exc:
+        raise SpecError([Problem(file, 0, 0, "", "YAML: nesting too deep")]) from exc
+
+
+def type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _lc(container: Any, kind: str, key: Any) -> tuple[int, int]:
+    try:
+        if kind == "key":
+            line, col = container.lc.key(key)
+        elif kind == "value":
+            line, col = container.lc.value(key)
+        else:
+            line, col = container.lc.item(key)
+        return int(line) + 1, int(col) + 1
+    except (AttributeError, KeyError, TypeError, IndexError):
+        try:
+            return int(container.lc.line) + 1, int(container.lc.col) + 1
+        except (AttributeError, TypeError):
+            return 0, 0
+
+
+class Fields:
+    """Typed, position-aware access to one YAML mapping."""
+
+    def __init__(self, mapping: CommentedMap, path: str, pos: Position, problems: Problems):
+        self._map = mapping
+        self._path = path
+        self.pos = pos
+        self.problems = problems
+        self._known: set[str] = set()
+
+    @classmethod
+    def document(cls, data: Any, problems: Problems) -> Fields | None:
+        root = Position(problems.file, 1, 1, "")
+        if not isinstance(data, CommentedMap):
+            problems.add(root, f"the document must be a mapping, not {type_name(data)}")
+            return None
+        return cls(data, "", root, problems)
+
+    # positions -----------------------------------------------------------------------------
+    def child_path(self, key: str) -> str:
+        return f"{self._path}.{key}" if self._path else key
+
+    def key_pos(self, key: str) -> Position:
+        line, col = _lc(self._map, "key", key)
+        return Position(self.pos.file, line, col, self.child_path(key))
+
+    def value_pos(self, key: str) -> Position:
+        line, col = _lc(self._map, "value", key)
+        return Position(self.pos.file, line, col, self.child_path(key))
+
+    def error(self, key: str, message: str, severity: Severity = Severity.ERROR) -> None:
+        self.problems.add(self.value_pos(key), message, severity)
+
+    def has(self, key: str) -> bool:
+        return key in self._map
+
+    # raw access ----------------------------------------------------------------------------
+    def _take(self, key: str, required: bool) -> Any:
+        self._known.add(key)
+        if key not in self._map:
+            if required:
+                self.problems.add(self.pos, f"missing required field {self.child_path(key)!r}")
+            return None
+        return self._map[key]
+
+    def _typed(self, key: str, required: bool, kind: type | tuple[type, ...], what: str) -> Any:
+        value = self._take(key, required)
+        if value is None:
+            if key in self._map and required:
+                self.error(key, f"must be {what}, not null")
+            return None
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            self.error(key, f"must be {what}, not {type_name(value)}")
+            return None
+        if not isinstance(value, kind):
+            self.error(key, f"must be {what}, not {type_name(value)}")
+            return None
+        return value
+
+    # typed accessors -----------------------------------------------------------------------
+    def string(self, key: str, *, required: bool = False, non_empty: bool = True) -> str | None:
+        value = self._typed(key, required, str, "a string")
+        if value is None:
+            return None
+        if non_empty and not value.strip():
+            self.error(key, "must not be empty")
+            return None
+        return str(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._typed(key, False, bool, "true or false")
+        return default if value is None else bool(value)
+
+    def integer(
+        self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        value = self._typed(key, False, int, "an integer")
+        if value is None:
+            return default
+        if minimum is not None and value < minimum:
+            self.error(key, f"must be at least {minimum}, got {value}")
+            return default
+        if maximum is not None and value > maximum:
+            self.error(key, f"must be at most {maximum}, got {value}")
+            return default
+        return int(value)
+
+    def duration(
+        self,
+        key: str,
+        *,
+        required: bool = False,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        minimum_text: str = "",
+    ) -> float | None:
+        """A duration string (``10s``, ``1m30s``). Returns seconds, or None if absent/invalid."""
+        value = self._take(key, required)
+        if value is None:
+            if key in self._map:
+                self.error(key, "must be a duration such as 10s, not null")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.error(key, f"must be a duration such as 10s, not {type_name(value)}")
+            return None
+        if not isinstance(value, str):
+            if value == 0:
+                return 0.0
+            self.error(key, f"duration {value} has no unit (use e.g. {value}s)")
+            return None
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.error(key, str(exc))
+            return None
+        if minimum is not None and seconds < minimum:
+            self.error(key, f"must be at least {minimum_text or f'{minimum}s'}, got {value}")
+            return None
+        if maximum is not None and seconds > maximum:
+            self.error(key, f"must be at most {maximum}s, got {value}")
+            return None
+        return seconds
+
+    def strings(self, key: str, *, required: bool = False) -> list[tuple[str, Position]]:
+        """A list of non-empty strings, each with its position."""
+        value = self._typed(key, required, list, "a list of strings")
+        if value is None:
+            return []
+        out: list[tuple[str, Position]] = []
+        base = self.child_path(key)
+        for i, item in enumerate(value):
+            line, col = _lc(value, "item", i)
+            pos = Position(self.pos.file, line, col, f"{base}[{i}]")
+            if not isinstance(item, str) or isinstance(item, bool):
+                self.problems.add(pos, f"must be a string, not {type_name(item)}")
+            elif not item.strip():
+                self.problems.add(pos, "must not be empty")
+            else:
+                out.append((str(item), pos))
+        if required and not value:
+            self.error(key, "must list at least one entry")
+        return out
+
+    def mapping(self, key: str, *, required: bool = False) -> Fields | None:
+        value = self._typed(key, required, dict, "a mapping")
+        if value is None:
+            return None
+        return Fields(value, self.child_path(key), self.value_pos(key), self.problems)
+
+    def mappings(self, key: str, *, required: bool = False) -> list[Fields]:
+        """A list of mappings, each wrapped as Fields with path ``key[i]``."""
+        value = self._typed(key, required, list, "a list")
+        if value is None:
+            return []
+        out: list[Fields] = []
+        base = self.child_path(key)
+        for i, item in enumerate(value):
+            line, col = _lc(value, "item", i)
+            pos = Position(self.pos.file, line, col, f"{base}[{i}]")
+            if not isinstance(item, CommentedMap):
+                self.problems.add(pos, f"must be a mapping, not {type_name(item)}")
+                continue
+            out.append(Fields(item, f"{base}[{i}]", pos, self.problems))
+        return out
+
+    def raw(self, key: str) -> Any:
+        """The untyped value (marks the key as known)."""
+        return self._take(key, False)
+
+    def keys(self) -> Iterator[str]:
+        return (str(k) for k in self._map)
+
+    def finish(self, hint: str = "") -> None:
+        """Report every key no accessor asked for: a typo must not pass silently."""
+        for key in self._map:
+            if key in self._known:
+                continue
+            line, col = _lc(self._map, "key", key)
+            name = str(key)
+            pos = Position(self.pos.file, line, col, self.child_path(name))
+            known = ", ".join(sorted(self._known))
+            self.problems.add(pos, f"unknown field {name!r}{hint} (known: {known})")

@@ -1,0 +1,328 @@
+"""The one validation path for machine definitions, used by ``steward validate`` and the daemon.
+
+``parse_machine`` checks one document completely (schema, types, units and minimums, unknown
+keys, every cross-reference inside the machine, every watcher's properties through its type)
+and returns a ``MachineSpec`` or raises ``SpecError`` with every problem found.
+``check_references`` then checks references between machines (``subscribe`` and
+``foreign_state_required``) against the machines known on the node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap
+
+from steward.errors import Problem, Severity, SpecError
+from steward.machine.source import Fields, Position, Problems, load_yaml, type_name
+from steward.machine.spec import (
+    ForeignState,
+    MachineSpec,
+    Subscription,
+    TransitionSpec,
+    WatcherSpec,
+)
+from steward.watchers.registry import WatcherRegistry
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
+MIN_INTERVAL = 0.1
+MIN_ANNOUNCE_INTERVAL = 60.0
+MAX_SPLAY_START = 86400
+
+
+def load_machine(
+    path: Path,
+    registry: WatcherRegistry,
+    *,
+    display: str | None = None,
+    directory: Path | None = None,
+) -> MachineSpec:
+    """Read and validate one machine file. ``directory`` defaults to the file's directory."""
+    file = display or str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError([Problem(file, 0, 0, "", f"cannot read: {exc.strerror or exc}")]) from exc
+    return parse_machine(raw, registry, file=file, path=path, directory=directory or path.parent)
+
+
+def parse_machine(
+    raw: bytes, registry: WatcherRegistry, *, file: str, path: Path, directory: Path
+) -> MachineSpec:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"not UTF-8 text (byte {exc.start})"
+        raise SpecError([Problem(file, 0, 0, "", msg)]) from exc
+    problems = Problems(file)
+    doc = Fields.document(load_yaml(text, file), problems)
+    if doc is None:
+        raise SpecError(problems.items)
+    spec = _machine(doc, registry, path, directory, hashlib.sha256(raw).hexdigest())
+    if problems.has_errors or spec is None:
+        raise SpecError(problems.items)
+    return spec
+
+
+def _machine(
+    doc: Fields, registry: WatcherRegistry, path: Path, directory: Path, checksum: str
+) -> MachineSpec | None:
+    problems = doc.problems
+    name = doc.string("name", required=True)
+    if name is not None and not NAME_RE.match(name):
+        doc.error(
+            "name",
+            f"invalid machine name {name!r}: use letters, digits, '_', '-' and '.', "
+            "starting with a letter or digit (at most 128 characters)",
+        )
+    version = _version(doc)
+    initial = doc.string("initial_state", required=True)
+    splay = doc.integer("splay_start", 0, minimum=0, maximum=MAX_SPLAY_START)
+    description = doc.string("description", non_empty=False) or ""
+    resume = doc.boolean("resume", True)
+    transitions = _transitions(doc)
+    states: dict[str, None] = {initial: None} if initial else {}
+    for t in transitions:
+        for s in (*t.sources, t.destination):
+            states.setdefault(s, None)
+    watchers = _watchers(doc, registry, list(states), transitions)
+    doc.finish()
+    if problems.has_errors or name is None or version is None or initial is None:
+        return None
+    return MachineSpec(
+        name=name,
+        version=version,
+        initial_state=initial,
+        transitions=tuple(transitions),
+        watchers=tuple(watchers),
+        path=path,
+        directory=directory,
+        checksum=checksum,
+        splay_start=float(splay),
+        description=description,
+        resume=resume,
+        name_pos=doc.value_pos("name"),
+    )
+
+
+def _version(doc: Fields) -> str | None:
+    raw = doc.raw("version")
+    if raw is None:
+        if not doc.has("version"):
+            doc.problems.add(doc.pos, "missing required field 'version'")
+        else:
+            doc.error("version", "must be a semantic version such as 1.0.0, not null")
+        return None
+    if not isinstance(raw, str) or isinstance(raw, bool):
+        doc.error(
+            "version",
+            f"must be a semantic version string such as 1.0.0, not {type_name(raw)} "
+            "(quote it if YAML reads it as a number)",
+        )
+        return None
+    if not SEMVER_RE.match(raw):
+        doc.error("version", f"{raw!r} is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0)")
+        return None
+    return str(raw)
+
+
+def _transitions(doc: Fields) -> list[TransitionSpec]:
+    out: list[TransitionSpec] = []
+    seen: dict[str, Position] = {}
+    items = doc.mappings("transitions", required=True)
+    raw = doc.raw("transitions")
+    if isinstance(raw, list) and not raw:
+        doc.error("transitions", "must list at least one transition")
+    for f in items:
+        name = f.string("name", required=True)
+        sources = f.strings("from", required=True)
+        destination = f.string("destination", required=True)
+        description = f.string("description", non_empty=False) or ""
+        subscribe = tuple(_subscriptions(f))
+        f.finish(" in transition")
+        if name is None:
+            continue
+        if name in seen:
+            first = seen[name]
+            f.error("name", f"duplicate transition name {name!r} (first at line {first.line})")
+            continue
+        seen[name] = f.value_pos("name")
+        if destination is None or not sources:
+            continue
+        out.append(
+            TransitionSpec(
+                name=name,
+                sources=tuple(s for s, _ in sources),
+                destination=destination,
+                description=description,
+                subscribe=subscribe,
+            )
+        )
+    return out
+
+
+def _subscriptions(f: Fields) -> list[Subscription]:
+    out = []
+    for s in f.mappings("subscribe"):
+        machine = s.string("machine_name", required=True)
+        event = s.string("event", required=True)
+        s.finish(" in subscribe")
+        if machine is not None and event is not None:
+            out.append(Subscription(machine, event, s.pos))
+    return out
+
+
+def _watchers(
+    doc: Fields, registry: WatcherRegistry, states: list[str], transitions: list[TransitionSpec]
+) -> list[WatcherSpec]:
+    out: list[WatcherSpec] = []
+    seen: dict[str, Position] = {}
+    transition_names = {t.name for t in transitions}
+    for f in doc.mappings("watchers"):
+        name = f.string("name", required=True)
+        if name is not None:
+            if name in seen:
+                first = seen[name]
+                f.error("name", f"duplicate watcher name {name!r} (first at line {first.line})")
+            else:
+                seen[name] = f.value_pos("name")
+        wtype = f.string("type", required=True)
+        state_match = []
+        for state, pos in f.strings("state_match"):
+            if state not in states:
+                f.problems.add(pos, f"no state named {state!r} (states: {', '.join(states)})")
+            state_match.append(state)
+        foreign = []
+        for fs in f.mappings("foreign_state_required"):
+            machine = fs.string("machine_name", required=True)
+            foreign_state = fs.string("state", required=True)
+            fs.finish(" in foreign_state_required")
+            if machine is not None and foreign_state is not None:
+                foreign.append(ForeignState(machine, foreign_state, fs.pos))
+        success = _transition_ref(f, "success_transition", transition_names, states, transitions)
+        fail = _transition_ref(f, "fail_transition", transition_names, states, transitions)
+        interval = f.duration("interval", minimum=0)
+        if interval is not None and 0 < interval < MIN_INTERVAL:
+            f.error("interval", "must be at least 100ms (or 0 to run only on state entry)")
+            interval = None
+        announce = f.duration("announce_interval", minimum=MIN_ANNOUNCE_INTERVAL, minimum_text="1m")
+        properties = _properties(f, registry, wtype, name)
+        f.finish(" in watcher")
+        if name is None or wtype is None or properties is None:
+            continue
+        out.append(
+            WatcherSpec(
+                name=name,
+                type=wtype,
+                properties=properties,
+                state_match=tuple(state_match),
+                foreign_state_required=tuple(foreign),
+                success_transition=success,
+                fail_transition=fail,
+                interval=interval,
+                announce_interval=announce,
+            )
+        )
+    return out
+
+
+def _transition_ref(
+    f: Fields, key: str, names: set[str], states: list[str], transitions: list[TransitionSpec]
+) -> str | None:
+    ref = f.string(key)
+    if ref is None or ref in names:
+        return ref
+    hint = ""
+    if ref in states:
+        leading = [t.name for t in transitions if t.destination == ref]
+        hint = f"; {ref!r} is a state"
+        if leading:
+            hint += f", the transition to it is {' or '.join(repr(n) for n in leading)}"
+    f.error(key, f"no transition named {ref!r}{hint}")
+    return None
+
+
+def _properties(f: Fields, registry: WatcherRegistry, wtype: str | None, name: str | None) -> Any:
+    if wtype is None:
+        f.raw("properties")
+        return None
+    watcher_type = registry.get(wtype)
+    if watcher_type is None:
+        f.raw("properties")
+        f.error(
+            "type",
+            f"unsupported watcher type {wtype!r} (watcher {name!r}); "
+            f"supported: {', '.join(registry.names())}",
+        )
+        return None
+    props = f.mapping("properties")
+    if props is None:
+        if f.has("properties") and f.raw("properties") is not None:
+            return None  # wrong type, already reported
+        props = Fields(CommentedMap(), f.child_path("properties"), f.pos, f.problems)
+    return watcher_type.Properties.parse(props)
+
+
+def check_references(specs: Iterable[MachineSpec]) -> list[Problem]:
+    """Problems in references between machines: ``subscribe`` and ``foreign_state_required``.
+
+    A reference to a machine that is not in ``specs`` is a warning (it may be loaded later);
+    a reference to a transition or state the named machine does not have is an error.
+    Duplicate machine names are an error on every file after the first.
+    """
+    problems: list[Problem] = []
+    by_name: dict[str, MachineSpec] = {}
+    for spec in specs:
+        if spec.name in by_name:
+            first = by_name[spec.name]
+            pos = spec.name_pos or Position(str(spec.path), 0, 0, "name")
+            problems.append(
+                pos.problem(f"duplicate machine name {spec.name!r} (also defined in {first.path})")
+            )
+            continue
+        by_name[spec.name] = spec
+    for spec in by_name.values():
+        for t in spec.transitions:
+            for sub in t.subscribe:
+                other = by_name.get(sub.machine_name)
+                if other is None:
+                    problems.append(
+                        sub.pos.problem(
+                            f"machine {sub.machine_name!r} is not loaded here; "
+                            "the subscription waits until it is",
+                            Severity.WARNING,
+                        )
+                    )
+                elif other.transition(sub.event) is None:
+                    problems.append(
+                        sub.pos.problem(
+                            f"machine {sub.machine_name!r} has no transition named {sub.event!r}"
+                        )
+                    )
+        for w in spec.watchers:
+            for fs in w.foreign_state_required:
+                other = by_name.get(fs.machine_name)
+                if other is None:
+                    problems.append(
+                        fs.pos.problem(
+                            f"machine {fs.machine_name!r} is not loaded here; "
+                            "the watcher stays inactive until it is",
+                            Severity.WARNING,
+                        )
+                    )
+                elif fs.state not in other.states:
+                    problems.append(
+                        fs.pos.problem(
+                            f"machine {fs.machine_name!r} has no state named {fs.state!r} "
+                            f"(states: {', '.join(other.states)})"
+                        )
+                    )
+    return problems

@@ -1,0 +1,188 @@
+"""What every watcher shares: its result, the machine handle it sees, and the run loop.
+
+A watcher type implements only ``check()``. The base decides when checks run: at once when
+the watcher becomes active (machine start after splay, or entering a matching state), then
+every ``interval``; it cancels a running check when the watcher stops being active, and hands
+each result to the machine, tagged with the state version the check started in so the
+machine drops the transition if it moved on meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Self
+
+from steward.clock import Clock
+from steward.machine.source import Fields
+from steward.machine.spec import WatcherSpec
+
+log = logging.getLogger("steward.watcher")
+
+# a result tagged with this version never fires a transition (used for gather_initial_state)
+NO_TRANSITION = -1
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"  # fires success_transition
+    FAILURE = "failure"  # fires fail_transition
+    UNCHANGED = "unchanged"  # nothing to report; fires nothing
+    ERROR = "error"  # the check itself could not run; fires fail_transition
+
+
+@dataclass(frozen=True)
+class WatcherResult:
+    outcome: Outcome
+    detail: str = ""
+    data: Mapping[str, Any] | None = None  # merged into the machine's data
+    payload: Mapping[str, Any] = field(default_factory=dict)  # type-specific state
+
+
+class MachineHandle(Protocol):
+    """The part of a running machine a watcher may see."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def directory(self) -> Path: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def state_version(self) -> int: ...
+
+    def data_snapshot(self) -> dict[str, Any]: ...
+
+    def submit_result(self, watcher: Watcher, result: WatcherResult, version: int) -> None: ...
+
+
+class WatcherProperties(Protocol):
+    """A watcher type's typed properties; ``parse`` reports problems through ``fields``."""
+
+    @classmethod
+    def parse(cls, fields: Fields) -> Self: ...
+
+
+class Watcher(ABC):
+    """Base of every watcher type."""
+
+    TYPE: ClassVar[str]
+    Properties: ClassVar[type[WatcherProperties]]
+    # interval used when the definition sets none (None: run only on activation)
+    default_interval: ClassVar[float | None] = None
+    # restart (and run at once) on every state entry it matches, not only when newly active
+    restart_on_state_entry: ClassVar[bool] = False
+
+    def __init__(
+        self, spec: WatcherSpec, machine: MachineHandle, clock: Clock, rng: random.Random
+    ) -> None:
+        self.spec = spec
+        self.machine = machine
+        self.clock = clock
+        self.rng = rng
+        self.active = False
+        self.runs = 0
+        self.last_result: WatcherResult | None = None
+        self.last_run_at: float | None = None  # wall clock, when the last check finished
+        self.last_duration: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # the one thing a type implements ---------------------------------------------------------
+    @abstractmethod
+    async def check(self) -> WatcherResult:
+        """Observe once. Cancellation must clean up (kill processes, close handles)."""
+
+    def gathers_initial_state(self) -> bool:
+        """Run once at machine start even when not active (data only, no transition)."""
+        return False
+
+    # lifecycle, driven by the machine -----------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def interval(self) -> float | None:
+        return self.spec.interval if self.spec.interval is not None else self.default_interval
+
+    def activate(self) -> None:
+        """Become active: run at once, then on the interval."""
+        self.active = True
+        self._replace_task(self._loop())
+
+    def deactivate(self) -> None:
+        """Stop being active; a running check is cancelled."""
+        self.active = False
+        self._replace_task(None)
+
+    def gather(self) -> None:
+        """One data-only run (``gather_initial_state``)."""
+        self._replace_task(self._run_once(NO_TRANSITION))
+
+    async def close(self) -> None:
+        """Deactivate and wait until the running check has cleaned up."""
+        self.active = False
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _replace_task(self, coro: Any) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._task = None
+        if coro is not None:
+            self._task = asyncio.get_running_loop().create_task(
+                coro, name=f"watcher:{self.machine.name}/{self.name}"
+            )
+
+    async def _loop(self) -> None:
+        while True:
+            started = self.clock.monotonic()
+            await self._run_once(self.machine.state_version)
+            interval = self.interval
+            if not interval:
+                return
+            elapsed = self.clock.monotonic() - started
+            await self.clock.sleep(max(0.0, interval - elapsed))
+
+    async def _run_once(self, version: int) -> None:
+        started = self.clock.monotonic()
+        try:
+            result = await self.check()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken check must never take the machine down
+            log.exception(
+                "watcher check crashed",
+                extra={"machine": self.machine.name, "watcher": self.name},
+            )
+            result = WatcherResult(Outcome.ERROR, f"check crashed: {type(exc).__name__}: {exc}")
+        self.runs += 1
+        self.last_duration = self.clock.monotonic() - started
+        self.last_run_at = self.clock.time()
+        self.last_result = result
+        self.machine.submit_result(self, result, version)
+
+    def status(self) -> dict[str, Any]:
+        last = self.last_result
+        return {
+            "name": self.name,
+            "type": self.TYPE,
+            "active": self.active,
+            "runs": self.runs,
+            "last_outcome": last.outcome.value if last else None,
+            "last_detail": last.detail if last else None,
+            "last_run_at": self.last_run_at,
+            "last_duration": self.last_duration,
+            "interval": self.interval,
+            "state": dict(last.payload) if last else {},
+        }

@@ -1,0 +1,251 @@
+"""exec: run a command; exit 0 is success, anything else (or a timeout) is failure.
+
+The command is split with shlex and run without a shell, in the machine's directory, in its
+own process group, with a minimal environment. On timeout or cancellation the whole process
+group is killed. Captured output is capped. With ``parse_as_data`` the command's stdout must
+be a JSON object, which is merged into the machine's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from steward.machine.source import Fields
+from steward.watchers.base import Outcome, Watcher, WatcherResult
+
+TYPE = "exec"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+OUTPUT_CAP = 64 * 1024  # bytes kept per stream; the rest is read and discarded
+PAYLOAD_OUTPUT = 1024  # characters of output carried in the watcher's state
+DRAIN_GRACE = 1.0  # seconds to finish reading pipes a leftover child still holds open
+
+
+@dataclass(frozen=True)
+class ExecProperties:
+    command: str
+    argv: tuple[str, ...]
+    timeout: float = 10.0
+    environment: tuple[tuple[str, str], ...] = ()
+    parse_as_data: bool = False
+    suppress_success_announce: bool = False
+    gather_initial_state: bool = False
+
+    @classmethod
+    def parse(cls, fields: Fields) -> Self:
+        command = fields.string("command", required=True)
+        argv: tuple[str, ...] = ()
+        if command is not None:
+            try:
+                argv = tuple(shlex.split(command))
+            except ValueError as exc:
+                fields.error("command", f"cannot split command: {exc}")
+            else:
+                if not argv:
+                    fields.error("command", "must not be empty")
+        timeout = fields.duration("timeout", minimum=0.001, minimum_text="1ms")
+        env: list[tuple[str, str]] = []
+        for item, pos in fields.strings("environment"):
+            key, sep, value = item.partition("=")
+            if not sep or not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+                fields.problems.add(
+                    pos, f"must be KEY=VALUE with a valid variable name, got {item!r}"
+                )
+            else:
+                env.append((key, value))
+        props = cls(
+            command=command or "",
+            argv=argv,
+            timeout=10.0 if timeout is None else timeout,
+            environment=tuple(env),
+            parse_as_data=fields.boolean("parse_as_data", False),
+            suppress_success_announce=fields.boolean("suppress_success_announce", False),
+            gather_initial_state=fields.boolean("gather_initial_state", False),
+        )
+        fields.finish(" in exec properties")
+        return props
+
+
+class ExecWatcher(Watcher):
+    TYPE = TYPE
+    Properties = ExecProperties
+
+    @property
+    def props(self) -> ExecProperties:
+        p = self.spec.properties
+        assert isinstance(p, ExecProperties)
+        return p
+
+    def gathers_initial_state(self) -> bool:
+        return self.props.gather_initial_state
+
+    def _environment(self, data_file: str) -> dict[str, str]:
+        env = {
+            "PATH": f"{self.machine.directory}:{DEFAULT_PATH}",
+            "MACHINE_NAME": self.machine.name,
+            "MACHINE_STATE": self.machine.state,
+            "MACHINE_WATCHER_NAME": self.name,
+            "WATCHER_DATA": data_file,
+        }
+        env.update(self.props.environment)
+        return env
+
+    def _resolve(self, program: str, path: str) -> str | None:
+        if "/" in program:
+            full = Path(program)
+            if not full.is_absolute():
+                full = self.machine.directory / full
+            return str(full)
+        return shutil.which(program, path=path)
+
+    async def check(self) -> WatcherResult:
+        props = self.props
+        previous = self.last_result.outcome.value if self.last_result else None
+        base_payload: dict[str, Any] = {
+            "command": props.command,
+            "previous_outcome": previous,
+            "previous_run_time": self.last_duration,
+        }
+        data_file = await asyncio.to_thread(_write_data_file, self.machine.data_snapshot())
+        try:
+            env = self._environment(data_file)
+            program = self._resolve(props.argv[0], env["PATH"])
+            if program is None:
+                return WatcherResult(
+                    Outcome.ERROR,
+                    f"command not found: {props.argv[0]}",
+                    payload={**base_payload, "exit_code": None},
+                )
+            run = await run_process(
+                (program, *props.argv[1:]), self.machine.directory, env, props.timeout
+            )
+        finally:
+            await asyncio.to_thread(_remove, data_file)
+        return self._result(run, base_payload)
+
+    def _result(self, run: ProcessRun, payload: dict[str, Any]) -> WatcherResult:
+        payload = {
+            **payload,
+            "exit_code": run.exit_code,
+            "timed_out": run.timed_out,
+            "stdout": run.stdout[:PAYLOAD_OUTPUT],
+            "stderr": run.stderr[:PAYLOAD_OUTPUT],
+        }
+        if run.error:
+            return WatcherResult(Outcome.ERROR, run.error, payload=payload)
+        if run.timed_out:
+            detail = f"timed out after {self.props.timeout:g}s; process group killed"
+            return WatcherResult(Outcome.FAILURE, detail, payload=payload)
+        if run.exit_code != 0:
+            detail = f"exit code {run.exit_code}" + _first_line(run.stderr or run.stdout)
+            return WatcherResult(Outcome.FAILURE, detail, payload=payload)
+        if not self.props.parse_as_data:
+            return WatcherResult(Outcome.SUCCESS, "exit code 0", payload=payload)
+        try:
+            data = json.loads(run.stdout)
+        except ValueError as exc:
+            return WatcherResult(
+                Outcome.FAILURE, f"parse_as_data: stdout is not JSON: {exc}", payload=payload
+            )
+        if not isinstance(data, dict):
+            return WatcherResult(
+                Outcome.FAILURE, "parse_as_data: stdout is not a JSON object", payload=payload
+            )
+        return WatcherResult(Outcome.SUCCESS, "exit code 0", data=data, payload=payload)
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    error: str = ""
+
+
+async def run_process(
+    argv: tuple[str, ...], cwd: Path, env: dict[str, str], time_limit: float
+) -> ProcessRun:
+    """Run argv in its own process group; kill the group on timeout or cancellation."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return ProcessRun(None, "", "", error=f"cannot run {argv[0]}: {exc.strerror or exc}")
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [
+        asyncio.ensure_future(_read_capped(proc.stdout)),
+        asyncio.ensure_future(_read_capped(proc.stderr)),
+    ]
+    timed_out = False
+    try:
+        try:
+            await asyncio.wait_for(proc.wait(), time_limit)
+        except TimeoutError:
+            timed_out = True
+            _kill_group(proc.pid)
+            await proc.wait()
+        _, pending = await asyncio.wait(readers, timeout=DRAIN_GRACE)
+        for r in pending:
+            r.cancel()
+    except asyncio.CancelledError:
+        _kill_group(proc.pid)
+        for r in readers:
+            r.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            await asyncio.shield(proc.wait())
+        raise
+    out = [r.result() if r.done() and not r.cancelled() else b"" for r in readers]
+    return ProcessRun(
+        proc.returncode,
+        out[0].decode("utf-8", "replace"),
+        out[1].decode("utf-8", "replace"),
+        timed_out=timed_out,
+    )
+
+
+async def _read_capped(stream: asyncio.StreamReader) -> bytes:
+    kept = bytearray()
+    while chunk := await stream.read(65536):
+        room = OUTPUT_CAP - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+    return bytes(kept)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return f": {line[:200]}" if line else ""
+
+
+def _write_data_file(data: dict[str, Any]) -> str:
+    fd, path = tempfile.mkstemp(prefix="steward-data-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    return path
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        Path(path).unlink()

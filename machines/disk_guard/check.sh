@@ -7,6 +7,7 @@
 # Settings: see lib.sh (MODE, SPOOL_DIR, SPOOL_LIMIT_KB, DF_LIMIT_PCT, ...).
 set -u
 cd "$(dirname "$0")" || exit 3
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . ./lib.sh
 
 setup

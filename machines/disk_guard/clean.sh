@@ -15,6 +15,7 @@
 # merged into the machine data.
 set -u
 cd "$(dirname "$0")" || exit 3
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . ./lib.sh
 
 setup

@@ -114,6 +114,7 @@ class RunningMachine:
         self._queue: asyncio.Queue[_Fire | _Result] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._watching = False
+        self._last_outcomes: dict[str, Outcome] = {}
 
     # MachineHandle, as watchers see it ---------------------------------------------------------
     @property
@@ -218,9 +219,12 @@ class RunningMachine:
     async def _apply_result(self, item: _Result) -> None:
         spec, result = item.watcher.spec, item.result
         extra = {"machine": self.name, "watcher": spec.name, "outcome": result.outcome.value}
-        level = (
-            logging.INFO if result.outcome in (Outcome.FAILURE, Outcome.ERROR) else logging.DEBUG
-        )
+        # a change of outcome is news; the same outcome again is only debug detail
+        previous = self._last_outcomes.get(spec.name)
+        self._last_outcomes[spec.name] = result.outcome
+        level = logging.DEBUG
+        if result.outcome is not previous and result.outcome is not Outcome.UNCHANGED:
+            level = logging.WARNING if result.outcome is Outcome.ERROR else logging.INFO
         log.log(level, "watcher %s: %s", result.outcome.value, result.detail, extra=extra)
         if result.data:
             await self._merge_data(result.data)

@@ -175,9 +175,15 @@ class ProcessRun:
 async def run_process(
     argv: tuple[str, ...], cwd: Path, env: dict[str, str], time_limit: float
 ) -> ProcessRun:
-    """Run argv in its own process group; kill the group on timeout or cancellation."""
+    """Run argv in its own process group; kill the group on timeout or cancellation.
+
+    The exit is taken from the process itself, not from its pipes closing, so a background
+    child that keeps stdout open does not hold the watcher up.
+    """
+    loop = asyncio.get_running_loop()
     try:
-        proc = await asyncio.create_subprocess_exec(
+        transport, capture = await loop.subprocess_exec(
+            lambda: _Capture(loop),
             *argv,
             cwd=cwd,
             env=env,
@@ -188,45 +194,55 @@ async def run_process(
         )
     except OSError as exc:
         return ProcessRun(None, "", "", error=f"cannot run {argv[0]}: {exc.strerror or exc}")
-    assert proc.stdout is not None and proc.stderr is not None
-    readers = [
-        asyncio.ensure_future(_read_capped(proc.stdout)),
-        asyncio.ensure_future(_read_capped(proc.stderr)),
-    ]
+    pid = transport.get_pid()
     timed_out = False
     try:
         try:
-            await asyncio.wait_for(proc.wait(), time_limit)
+            await asyncio.wait_for(asyncio.shield(capture.exited), time_limit)
         except TimeoutError:
             timed_out = True
-            _kill_group(proc.pid)
-            await proc.wait()
-        _, pending = await asyncio.wait(readers, timeout=DRAIN_GRACE)
-        for r in pending:
-            r.cancel()
+            _kill_group(pid)
+            await capture.exited
+        await asyncio.wait([capture.drained], timeout=DRAIN_GRACE)
     except asyncio.CancelledError:
-        _kill_group(proc.pid)
-        for r in readers:
-            r.cancel()
-        with contextlib.suppress(ProcessLookupError):
-            await asyncio.shield(proc.wait())
+        _kill_group(pid)
+        transport.close()
         raise
-    out = [r.result() if r.done() and not r.cancelled() else b"" for r in readers]
+    code = transport.get_returncode()
+    transport.close()
     return ProcessRun(
-        proc.returncode,
-        out[0].decode("utf-8", "replace"),
-        out[1].decode("utf-8", "replace"),
+        code,
+        bytes(capture.output[1]).decode("utf-8", "replace"),
+        bytes(capture.output[2]).decode("utf-8", "replace"),
         timed_out=timed_out,
     )
 
 
-async def _read_capped(stream: asyncio.StreamReader) -> bytes:
-    kept = bytearray()
-    while chunk := await stream.read(65536):
+class _Capture(asyncio.SubprocessProtocol):
+    """Keeps the first OUTPUT_CAP bytes of stdout and stderr; discards the rest as it comes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.output = {1: bytearray(), 2: bytearray()}
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.drained: asyncio.Future[None] = loop.create_future()
+        self._open = {1, 2}
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        kept = self.output.get(fd)
+        if kept is None:
+            return
         room = OUTPUT_CAP - len(kept)
         if room > 0:
-            kept += chunk[:room]
-    return bytes(kept)
+            kept += data[:room] if isinstance(data, bytes) else data[:room].encode()
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._open.discard(fd)
+        if not self._open and not self.drained.done():
+            self.drained.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
 
 
 def _kill_group(pid: int) -> None:

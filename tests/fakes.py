@@ -1,0 +1,142 @@
+"""Small fakes that implement steward's own interfaces (Clock, MachineStore, NodeLink)."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from steward.machine.persistence import SavedMachine, TransitionRecord
+from steward.machine.source import Fields
+from steward.machine.spec import MachineSpec
+from steward.watchers.base import Outcome, Watcher, WatcherResult
+
+EPOCH = 1_700_000_000.0
+
+
+async def settle(rounds: int = 50) -> None:
+    """Let every ready task run until nothing is left to do."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+class FakeClock:
+    """Time that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._ids = itertools.count()
+
+    def time(self) -> float:
+        return EPOCH + self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + seconds, next(self._ids), fut))
+        await fut
+
+    @property
+    def sleepers(self) -> int:
+        return sum(1 for _, _, f in self._sleepers if not f.done())
+
+    async def advance(self, seconds: float) -> None:
+        target = self.now + seconds
+        await settle()
+        while self._sleepers and self._sleepers[0][0] <= target:
+            deadline, _, fut = heapq.heappop(self._sleepers)
+            self.now = max(self.now, deadline)
+            if not fut.done():
+                fut.set_result(None)
+            await settle()
+        self.now = target
+        await settle()
+
+
+class FakeStore:
+    """An in-memory MachineStore."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, SavedMachine] = {}
+        self.records: list[TransitionRecord] = []
+        self.fail_with: Exception | None = None
+
+    async def load(self, name: str) -> SavedMachine | None:
+        return self.rows.get(name)
+
+    async def save(self, saved: SavedMachine) -> None:
+        self.rows[saved.name] = saved
+
+    async def record_transition(self, record: TransitionRecord) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.records.append(record)
+        old = self.rows[record.machine]
+        self.rows[record.machine] = SavedMachine(
+            old.name, record.version, record.to_state, record.at, record.seq, old.data
+        )
+
+    async def save_data(self, name: str, data: dict[str, Any], at: float) -> None:
+        old = self.rows[name]
+        self.rows[name] = SavedMachine(
+            old.name, old.version, old.state, old.since, old.seq, dict(data)
+        )
+
+
+@dataclass
+class FakeNode:
+    """A NodeLink: foreign states set by the test; transitions recorded."""
+
+    states: dict[str, str] = field(default_factory=dict)
+    transitions: list[Any] = field(default_factory=list)
+
+    def state_of(self, machine: str) -> str | None:
+        return self.states.get(machine)
+
+    def transitioned(self, machine: Any, transition: Any) -> None:
+        self.transitions.append(transition)
+
+
+@dataclass(frozen=True)
+class ScriptedProperties:
+    """No properties: a scripted watcher's outcomes come from the test."""
+
+    @classmethod
+    def parse(cls, fields: Fields) -> Self:
+        fields.finish()
+        return cls()
+
+
+class ScriptedWatcher(Watcher):
+    """Each check waits for the test to hand it a result through ``feed``."""
+
+    TYPE = "scripted"
+    Properties = ScriptedProperties
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.results: asyncio.Queue[WatcherResult] = asyncio.Queue()
+        self.started = 0
+        self.cancelled = 0
+
+    def feed(self, outcome: Outcome, data: dict[str, Any] | None = None) -> None:
+        self.results.put_nowait(WatcherResult(outcome, outcome.value, data=data))
+
+    async def check(self) -> WatcherResult:
+        self.started += 1
+        try:
+            return await self.results.get()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+
+def spec_with(spec: MachineSpec, **changes: Any) -> MachineSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)

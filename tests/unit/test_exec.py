@@ -1,0 +1,205 @@
+"""The exec watcher, running real processes (no shell) in a temp machine directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steward.clock import SystemClock
+from steward.machine.spec import WatcherSpec
+from steward.watchers import exec as exec_watcher
+from steward.watchers.base import Outcome, WatcherResult
+from steward.watchers.exec import ExecProperties, ExecWatcher
+
+
+class Handle:
+    """A MachineHandle for one watcher, outside any running machine."""
+
+    def __init__(self, directory: Path, data: dict[str, Any] | None = None) -> None:
+        self.name = "m1"
+        self.directory = directory
+        self.state = "checking"
+        self.state_version = 0
+        self._data = data or {}
+        self.results: list[WatcherResult] = []
+
+    def data_snapshot(self) -> dict[str, Any]:
+        return dict(self._data)
+
+    def submit_result(self, watcher: Any, result: WatcherResult, version: int) -> None:
+        self.results.append(result)
+
+
+def make(
+    tmp_path: Path, command: str, data: dict[str, Any] | None = None, **props: Any
+) -> ExecWatcher:
+    argv = tuple(command.split())
+    properties = ExecProperties(command=command, argv=argv, **props)
+    spec = WatcherSpec(name="probe", type="exec", properties=properties)
+    return ExecWatcher(spec, Handle(tmp_path, data), SystemClock(), random.Random(0))
+
+
+def script(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + textwrap.dedent(body))
+    path.chmod(0o755)
+    return path
+
+
+async def test_exit_zero_is_success_and_nonzero_is_failure(tmp_path: Path) -> None:
+    ok = await make(tmp_path, "/bin/true").check()
+    bad = await make(tmp_path, "/bin/false").check()
+    assert ok.outcome is Outcome.SUCCESS
+    assert bad.outcome is Outcome.FAILURE
+    assert bad.detail == "exit code 1"
+    assert bad.payload["exit_code"] == 1
+
+
+async def test_runs_in_the_machine_dir_with_a_minimal_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEWARD_TEST_SECRET", "leak")
+    script(tmp_path, "env.sh", "pwd; env | sort\n")
+    result = await make(tmp_path, "env.sh", environment=(("EXTRA", "1"),)).check()
+    assert result.outcome is Outcome.SUCCESS
+    lines = result.payload["stdout"].splitlines()
+    assert lines[0] == str(tmp_path)
+    env = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
+    assert env["PATH"].startswith(f"{tmp_path}:")
+    assert env["MACHINE_NAME"] == "m1"
+    assert env["MACHINE_STATE"] == "checking"
+    assert env["MACHINE_WATCHER_NAME"] == "probe"
+    assert env["EXTRA"] == "1"
+    assert "STEWARD_TEST_SECRET" not in env
+    assert "HOME" not in env
+
+
+async def test_no_shell_is_involved(tmp_path: Path) -> None:
+    result = await make(tmp_path, "/bin/echo $HOME ; true").check()
+    assert result.payload["stdout"] == "$HOME ; true\n"
+
+
+async def test_watcher_data_file_holds_the_machine_data(tmp_path: Path) -> None:
+    script(tmp_path, "data.sh", 'echo "$WATCHER_DATA" >&2; cat "$WATCHER_DATA"\n')
+    watcher = make(tmp_path, "data.sh", data={"attempts": 2})
+    result = await watcher.check()
+    assert json.loads(result.payload["stdout"]) == {"attempts": 2}
+    assert not Path(result.payload["stderr"].strip()).exists()  # removed after the run
+
+
+async def test_parse_as_data_returns_the_json_object(tmp_path: Path) -> None:
+    script(tmp_path, "emit.sh", """echo '{"count": 3, "ok": true}'\n""")
+    result = await make(tmp_path, "emit.sh", parse_as_data=True).check()
+    assert result.outcome is Outcome.SUCCESS
+    assert result.data == {"count": 3, "ok": True}
+
+
+@pytest.mark.parametrize(
+    ("stdout", "detail"),
+    [
+        ("[1, 2]", "parse_as_data: stdout is not a JSON object"),
+        (
+            "not json",
+            "parse_as_data: stdout is not JSON: Expecting value: line 1 column 1 (char 0)",
+        ),
+    ],
+)
+async def test_parse_as_data_rejects_what_is_not_an_object(
+    tmp_path: Path, stdout: str, detail: str
+) -> None:
+    script(tmp_path, "emit.sh", f"echo '{stdout}'\n")
+    result = await make(tmp_path, "emit.sh", parse_as_data=True).check()
+    assert (result.outcome, result.detail, result.data) == (Outcome.FAILURE, detail, None)
+
+
+async def test_missing_command_is_an_error_result(tmp_path: Path) -> None:
+    result = await make(tmp_path, "no-such-command-xyz").check()
+    assert result.outcome is Outcome.ERROR
+    assert result.detail == "command not found: no-such-command-xyz"
+
+
+async def test_unexecutable_file_is_an_error_result(tmp_path: Path) -> None:
+    (tmp_path / "plain.sh").write_text("true\n")
+    result = await make(tmp_path, "./plain.sh").check()
+    assert result.outcome is Outcome.ERROR
+    assert result.detail.startswith("cannot run ")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); it is gone for our purposes once it is not running
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ", 1)[1][0] != "Z"
+
+
+async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    script(
+        tmp_path,
+        "hang.sh",
+        f"""
+        trap '' TERM
+        sleep 300 &
+        echo $! > {pids}
+        echo $$ >> {pids}
+        wait
+        """,
+    )
+    started = time.monotonic()
+    result = await make(tmp_path, "hang.sh", timeout=0.5).check()
+    assert time.monotonic() - started < 5
+    assert result.outcome is Outcome.FAILURE
+    assert result.payload["timed_out"] is True
+    assert result.detail == "timed out after 0.5s; process group killed"
+    for pid in map(int, pids.read_text().split()):
+        deadline = time.monotonic() + 5
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid), f"pid {pid} survived the timeout"
+
+
+async def test_cancellation_kills_the_process_group(tmp_path: Path) -> None:
+    import asyncio
+
+    pid_file = tmp_path / "pid"
+    script(tmp_path, "hang.sh", f"echo $$ > {pid_file}\nexec sleep 300\n")
+    task = asyncio.ensure_future(make(tmp_path, "hang.sh", timeout=60).check())
+    deadline = time.monotonic() + 5
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    pid = int(pid_file.read_text())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not _alive(pid)
+
+
+async def test_captured_output_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exec_watcher, "OUTPUT_CAP", 1000)
+    script(tmp_path, "loud.sh", "head -c 5000000 /dev/zero | tr '\\0' x\n")
+    result = await make(tmp_path, "loud.sh").check()
+    assert result.outcome is Outcome.SUCCESS
+    # 5 MB were printed; 1000 bytes were kept (the payload would carry up to 1024)
+    assert len(result.payload["stdout"]) == 1000
+
+
+async def test_a_background_child_holding_stdout_does_not_block(tmp_path: Path) -> None:
+    pid_file = tmp_path / "bg.pid"
+    script(tmp_path, "bg.sh", f"sleep 30 &\necho $! > {pid_file}\necho done\n")
+    started = time.monotonic()
+    result = await make(tmp_path, "bg.sh").check()
+    assert result.outcome is Outcome.SUCCESS
+    assert result.payload["stdout"] == "done\n"
+    assert time.monotonic() - started < exec_watcher.DRAIN_GRACE + 3
+    os.kill(int(pid_file.read_text()), 9)  # a normal exit leaves such children alone

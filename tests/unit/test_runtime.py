@@ -1,0 +1,341 @@
+"""The running machine and the watcher base, driven by a fake clock (no sleeping)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steward.errors import StoreError, TransitionRejected
+from steward.machine.persistence import SavedMachine
+from steward.machine.runtime import RunningMachine
+from steward.machine.source import Position
+from steward.machine.spec import ForeignState, MachineSpec, TransitionSpec, WatcherSpec
+from steward.watchers.base import Outcome
+from steward.watchers.registry import WatcherRegistry
+from steward.watchers.timer import TimerProperties, TimerWatcher
+from tests.fakes import FakeClock, FakeNode, FakeStore, ScriptedProperties, ScriptedWatcher, settle
+
+POS = Position("m.yaml", 1, 1, "")
+
+
+def t(name: str, sources: list[str], dest: str) -> TransitionSpec:
+    return TransitionSpec(name, tuple(sources), dest)
+
+
+def w(
+    name: str,
+    *,
+    states: tuple[str, ...] = (),
+    success: str | None = None,
+    fail: str | None = None,
+    interval: float | None = None,
+    foreign: tuple[ForeignState, ...] = (),
+    wtype: str = "scripted",
+    props: Any = None,
+) -> WatcherSpec:
+    return WatcherSpec(
+        name=name,
+        type=wtype,
+        properties=props if props is not None else ScriptedProperties(),
+        state_match=states,
+        foreign_state_required=foreign,
+        success_transition=success,
+        fail_transition=fail,
+        interval=interval,
+    )
+
+
+TRANSITIONS = (
+    t("up", ["a"], "b"),
+    t("down", ["b"], "a"),
+    t("stay", ["a"], "a"),
+    t("park", ["a", "b"], "c"),
+)
+
+
+def machine_spec(*watchers: WatcherSpec, splay: float = 0, resume: bool = True) -> MachineSpec:
+    return MachineSpec(
+        name="m",
+        version="1.0.0",
+        initial_state="a",
+        transitions=TRANSITIONS,
+        watchers=tuple(watchers),
+        path=Path("m.yaml"),
+        directory=Path(),
+        checksum="x",
+        splay_start=splay,
+        resume=resume,
+    )
+
+
+class Harness:
+    def __init__(self, spec: MachineSpec, store: FakeStore | None = None) -> None:
+        self.clock = FakeClock()
+        self.store = store or FakeStore()
+        self.node = FakeNode()
+        registry = WatcherRegistry([ScriptedWatcher, TimerWatcher])
+        self.machine = RunningMachine(
+            spec,
+            store=self.store,
+            node=self.node,
+            registry=registry,
+            clock=self.clock,
+            rng=random.Random(1),
+        )
+
+    def watcher(self, name: str) -> Any:
+        return next(x for x in self.machine.watchers if x.name == name)
+
+    async def start(self) -> RunningMachine:
+        await self.machine.start()
+        await settle()
+        return self.machine
+
+
+@pytest.fixture
+async def harnesses() -> Any:
+    made: list[Harness] = []
+
+    def make(spec: MachineSpec, store: FakeStore | None = None) -> Harness:
+        h = Harness(spec, store)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        await h.machine.stop()
+
+
+async def test_active_watchers_run_at_once_after_splay(harnesses: Any) -> None:
+    h = harnesses(machine_spec(w("probe", states=("a",), success="up"), splay=10))
+    await h.start()
+    probe = h.watcher("probe")
+    assert probe.started == 0  # still in splay
+    await h.clock.advance(10)
+    assert probe.started == 1
+    probe.feed(Outcome.SUCCESS)
+    await settle()
+    assert h.machine.state == "b"
+    assert h.machine.seq == 1
+
+
+async def test_interval_reruns_the_check(harnesses: Any) -> None:
+    h = harnesses(machine_spec(w("probe", interval=5)))
+    await h.start()
+    probe = h.watcher("probe")
+    probe.feed(Outcome.UNCHANGED)
+    await settle()
+    assert probe.started == 1
+    await h.clock.advance(4.9)
+    assert probe.started == 1
+    await h.clock.advance(0.1)
+    assert probe.started == 2
+
+
+async def test_watcher_without_interval_runs_once_per_activation(harnesses: Any) -> None:
+    h = harnesses(machine_spec(w("probe", states=("a",))))
+    await h.start()
+    probe = h.watcher("probe")
+    probe.feed(Outcome.UNCHANGED)
+    await h.clock.advance(3600)
+    assert probe.started == 1
+    await h.machine.fire("up")
+    await h.machine.fire("down")
+    await settle()
+    assert probe.started == 2  # entering `a` again activated it again
+
+
+async def test_entering_a_state_runs_newly_active_watchers(harnesses: Any) -> None:
+    h = harnesses(machine_spec(w("in_b", states=("b",), fail="down")))
+    await h.start()
+    in_b = h.watcher("in_b")
+    assert in_b.started == 0 and not in_b.active
+    await h.machine.fire("up")
+    await settle()
+    assert in_b.started == 1 and in_b.active
+    in_b.feed(Outcome.FAILURE)
+    await settle()
+    assert h.machine.state == "a"
+    assert not in_b.active
+
+
+async def test_leaving_the_state_cancels_a_running_check(harnesses: Any) -> None:
+    h = harnesses(machine_spec(w("slow", states=("a",), success="park")))
+    await h.start()
+    slow = h.watcher("slow")
+    assert slow.started == 1
+    await h.machine.fire("up")
+    await settle()
+    assert slow.cancelled == 1
+    assert not slow.active
+
+
+async def test_result_from_a_check_that_outlived_its_state_is_dropped(harnesses: Any) -> None:
+    # active in a and b, so the move a -> b does not cancel it
+    h = harnesses(machine_spec(w("probe", states=("a", "b"), success="park")))
+    await h.start()
+    probe = h.watcher("probe")
+    await h.machine.fire("up")
+    probe.feed(Outcome.SUCCESS)  # the check began in `a`
+    await settle()
+    assert h.machine.state == "b"  # park was dropped, the machine moved on meanwhile
+    assert probe.last_result is not None and probe.last_result.outcome is Outcome.SUCCESS
+
+
+async def test_invalid_transition_from_a_watcher_is_counted_not_fatal(harnesses: Any) -> None:
+    h = harnesses(machine_spec(w("probe", states=("a",), fail="down")))
+    await h.start()
+    h.watcher("probe").feed(Outcome.FAILURE)
+    await settle()
+    assert h.machine.state == "a"
+    assert h.machine.transitions_rejected == 1
+
+
+async def test_manual_transition_rejected_names_the_state(harnesses: Any) -> None:
+    h = harnesses(machine_spec())
+    await h.start()
+    with pytest.raises(TransitionRejected, match=r"rejected in state 'a': valid only from b"):
+        await h.machine.fire("down")
+    with pytest.raises(TransitionRejected, match=r"no transition named 'nope'"):
+        await h.machine.fire("nope")
+
+
+async def test_self_transition_changes_and_publishes_nothing(harnesses: Any) -> None:
+    h = harnesses(machine_spec())
+    await h.start()
+    result = await h.machine.fire("stay")
+    assert not result.changed
+    assert h.machine.seq == 0
+    assert h.node.transitions == []
+    assert h.store.records == []
+
+
+async def test_transition_is_recorded_before_state_moves(harnesses: Any) -> None:
+    h = harnesses(machine_spec())
+    await h.start()
+    r1 = await h.machine.fire("up")
+    r2 = await h.machine.fire("down")
+    assert (r1.seq, r2.seq) == (1, 2)
+    assert [(r.transition, r.from_state, r.to_state, r.seq) for r in h.store.records] == [
+        ("up", "a", "b", 1),
+        ("down", "b", "a", 2),
+    ]
+    assert h.store.rows["m"].state == "a"
+    assert [x.transition for x in h.node.transitions] == ["up", "down"]
+
+
+async def test_store_failure_keeps_the_machine_running(harnesses: Any) -> None:
+    h = harnesses(machine_spec())
+    await h.start()
+    h.store.fail_with = StoreError("disk full")
+    result = await h.machine.fire("up")
+    assert result.to_state == "b"
+    assert h.machine.store_error == "disk full"
+    h.store.fail_with = None
+    await h.machine.fire("down")
+    assert h.machine.store_error is None
+
+
+async def test_resume_restores_state_data_and_seq(harnesses: Any) -> None:
+    store = FakeStore()
+    store.rows["m"] = SavedMachine("m", "1.0.0", "b", 123.0, 7, {"k": 1})
+    h = harnesses(machine_spec(), store)
+    await h.start()
+    assert (h.machine.state, h.machine.seq, h.machine.data) == ("b", 7, {"k": 1})
+    assert h.machine.resumed
+    result = await h.machine.fire("down")
+    assert result.seq == 8
+
+
+async def test_without_resume_state_resets_but_seq_continues(harnesses: Any) -> None:
+    store = FakeStore()
+    store.rows["m"] = SavedMachine("m", "1.0.0", "b", 123.0, 7, {"k": 1})
+    h = harnesses(machine_spec(resume=False), store)
+    await h.start()
+    assert (h.machine.state, h.machine.seq, h.machine.data) == ("a", 7, {})
+    assert (await h.machine.fire("up")).seq == 8
+
+
+async def test_saved_state_that_no_longer_exists_starts_initial(harnesses: Any) -> None:
+    store = FakeStore()
+    store.rows["m"] = SavedMachine("m", "0.9.0", "gone", 123.0, 3, {})
+    h = harnesses(machine_spec(), store)
+    await h.start()
+    assert (h.machine.state, h.machine.seq, h.machine.resumed) == ("a", 3, False)
+
+
+async def test_watcher_data_is_merged_and_saved(harnesses: Any) -> None:
+    h = harnesses(machine_spec(w("probe")))
+    await h.start()
+    h.watcher("probe").feed(Outcome.SUCCESS, data={"attempts": 2})
+    await settle()
+    assert h.machine.data == {"attempts": 2}
+    assert h.store.rows["m"].data == {"attempts": 2}
+
+
+async def test_foreign_state_required_gates_the_watcher(harnesses: Any) -> None:
+    need = (ForeignState("other", "ready", POS),)
+    h = harnesses(machine_spec(w("gated", foreign=need)))
+    await h.start()
+    gated = h.watcher("gated")
+    assert not gated.active and gated.started == 0
+    h.node.states["other"] = "ready"
+    h.machine.foreign_changed()
+    await settle()
+    assert gated.active and gated.started == 1
+    h.node.states["other"] = "busy"
+    h.machine.foreign_changed()
+    await settle()
+    assert not gated.active and gated.cancelled == 1
+
+
+async def test_timer_fires_fail_transition_when_it_expires(harnesses: Any) -> None:
+    timer = w("t", wtype="timer", states=("b",), fail="down", props=TimerProperties(30))
+    h = harnesses(machine_spec(timer))
+    await h.start()
+    await h.machine.fire("up")
+    await h.clock.advance(29)
+    assert h.machine.state == "b"
+    await h.clock.advance(1)
+    assert h.machine.state == "a"
+
+
+async def test_timer_is_cancelled_when_the_state_stops_matching(harnesses: Any) -> None:
+    timer = w("t", wtype="timer", states=("b",), fail="down", props=TimerProperties(30))
+    h = harnesses(machine_spec(timer))
+    await h.start()
+    await h.machine.fire("up")
+    await h.clock.advance(10)
+    await h.machine.fire("park")  # b -> c: timer no longer matches
+    await h.clock.advance(60)
+    assert h.machine.state == "c"
+    assert h.clock.sleepers == 0
+
+
+async def test_timer_restarts_on_entering_another_matching_state(harnesses: Any) -> None:
+    timer = w("t", wtype="timer", states=("b", "c"), fail="down", props=TimerProperties(30))
+    spec = machine_spec(timer)
+    spec = MachineSpec(**{**spec.__dict__, "transitions": (*TRANSITIONS, t("back", ["c"], "b"))})
+    h = harnesses(spec)
+    await h.start()
+    await h.machine.fire("up")
+    await h.clock.advance(20)
+    await h.machine.fire("park")  # into c: restart the 30 s
+    await h.clock.advance(20)
+    assert h.machine.state == "c"
+    await h.machine.fire("back")  # into b: restart again
+    await h.clock.advance(29)
+    assert h.machine.state == "b"
+    await h.clock.advance(1)
+    assert h.machine.state == "a"
+
+
+async def test_stop_cancels_every_watcher(harnesses: Any) -> None:
+    h = harnesses(machine_spec(w("one"), w("two")))
+    await h.start()
+    await h.machine.stop()
+    assert [x.cancelled for x in h.machine.watchers] == [1, 1]
+    assert not any(x.active for x in h.machine.watchers)

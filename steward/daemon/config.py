@@ -133,9 +133,14 @@ def _read_file(path: Path) -> Config:
             api.finish(" in api")
         logs = doc.mapping("log")
         if logs is not None:
-            for key, target in (("format", "log_format"), ("level", "log_level")):
+            for key, target, allowed in (
+                ("format", "log_format", LOG_FORMATS),
+                ("level", "log_level", LOG_LEVELS),
+            ):
                 value = logs.string(key)
-                if value is not None:
+                if value is not None and value not in allowed:
+                    logs.error(key, f"must be one of {', '.join(allowed)}, got {value!r}")
+                elif value is not None:
                     values[target] = value
             logs.finish(" in log")
         doc.finish()

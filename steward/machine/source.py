@@ -9,6 +9,7 @@ Readers never raise for bad input; they collect every problem so a user sees the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,8 @@ def load_yaml(text: str, file: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
         what = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem and exc.problem.startswith("but "):
+            what = f"{exc.context}, {exc.problem}"
         raise SpecError([Problem(file, line, col, "", f"YAML: {what}")]) from exc
     except YAMLError as exc:
         raise SpecError([Problem(file, 0, 0, "", f"YAML: {exc}")]) from exc
@@ -133,6 +136,8 @@ class Fields:
         return Position(self.pos.file, line, col, self.child_path(key))
 
     def value_pos(self, key: str) -> Position:
+        if self._map.get(key) is None:
+            return self.key_pos(key)
         line, col = _lc(self._map, "value", key)
         return Position(self.pos.file, line, col, self.child_path(key))
 
@@ -208,19 +213,24 @@ class Fields:
             if key in self._map:
                 self.error(key, "must be a duration such as 10s, not null")
             return None
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, str | int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+        ):
             self.error(key, f"must be a duration such as 10s, not {type_name(value)}")
             return None
         if not isinstance(value, str):
-            if value == 0:
-                return 0.0
-            self.error(key, f"duration {value} has no unit (use e.g. {value}s)")
-            return None
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            self.error(key, str(exc))
-            return None
+            if value != 0:
+                self.error(key, f"duration {value} has no unit (use e.g. {value}s)")
+                return None
+            seconds = 0.0
+        else:
+            try:
+                seconds = parse_duration(value)
+            except ValueError as exc:
+                self.error(key, str(exc))
+                return None
         if minimum is not None and seconds < minimum:
             self.error(key, f"must be at least {minimum_text or f'{minimum}s'}, got {value}")
             return None

@@ -61,7 +61,10 @@ def parse_machine(
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         msg = f"not UTF-8 text (byte {exc.start})"
-        raise SpecError([Problem(file, 0, 0, "", msg)]) from exc
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = len(raw[line_start : exc.start].decode("utf-8", "replace")) + 1
+        raise SpecError([Problem(file, line, column, "", msg)]) from exc
     problems = Problems(file)
     doc = Fields.document(load_yaml(text, file), problems)
     if doc is None:
@@ -93,7 +96,8 @@ def _machine(
     for t in transitions:
         for s in (*t.sources, t.destination):
             states.setdefault(s, None)
-    watchers = _watchers(doc, registry, list(states), transitions)
+    declared = _declared_transition_names(doc)
+    watchers = _watchers(doc, registry, list(states), transitions, declared)
     doc.finish()
     if problems.has_errors or name is None or version is None or initial is None:
         return None
@@ -169,6 +173,15 @@ def _transitions(doc: Fields) -> list[TransitionSpec]:
     return out
 
 
+def _declared_transition_names(doc: Fields) -> set[str]:
+    raw = doc.raw("transitions")
+    if not isinstance(raw, list):
+        return set()
+    return {
+        t["name"] for t in raw if isinstance(t, CommentedMap) and isinstance(t.get("name"), str)
+    }
+
+
 def _subscriptions(f: Fields) -> list[Subscription]:
     out = []
     for s in f.mappings("subscribe"):
@@ -181,11 +194,14 @@ def _subscriptions(f: Fields) -> list[Subscription]:
 
 
 def _watchers(
-    doc: Fields, registry: WatcherRegistry, states: list[str], transitions: list[TransitionSpec]
+    doc: Fields,
+    registry: WatcherRegistry,
+    states: list[str],
+    transitions: list[TransitionSpec],
+    transition_names: set[str],
 ) -> list[WatcherSpec]:
     out: list[WatcherSpec] = []
     seen: dict[str, Position] = {}
-    transition_names = {t.name for t in transitions}
     for f in doc.mappings("watchers"):
         name = f.string("name", required=True)
         if name is not None:
@@ -259,7 +275,9 @@ def _properties(f: Fields, registry: WatcherRegistry, wtype: str | None, name: s
         f.raw("properties")
         f.error(
             "type",
-            f"unsupported watcher type {wtype!r} (watcher {name!r}); "
+            f"unsupported watcher type {wtype!r}"
+            + (f" (watcher {name!r})" if name is not None else "")
+            + "; "
             f"supported: {', '.join(registry.names())}",
         )
         return None

@@ -50,7 +50,7 @@ class ExecProperties:
             except ValueError as exc:
                 fields.error("command", f"cannot split command: {exc}")
             else:
-                if not argv:
+                if not argv or not argv[0]:
                     fields.error("command", "must not be empty")
         timeout = fields.duration("timeout", minimum=0.001, minimum_text="1ms")
         env: list[tuple[str, str]] = []

@@ -1,0 +1,207 @@
+"""load_config: defaults, then steward.yaml, then STEWARD_* variables, then flags."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steward.daemon.config import DEFAULT_CONFIG, Config, config_path, load_config
+from steward.errors import ConfigError
+
+FILE = textwrap.dedent(
+    """\
+    node: web1
+    machines_dir: machines
+    state_dir: /srv/steward
+    api:
+      socket: run/steward.sock
+    log:
+      format: json
+      level: debug
+    """
+)
+
+
+def write(tmp_path: Path, text: str, name: str = "steward.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def config_error(path: Path | None, **kwargs: Any) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, **kwargs)
+    return str(caught.value)
+
+
+def test_defaults() -> None:
+    config = load_config(None, env={})
+    assert config == Config(node=socket.gethostname())
+    assert config.machines_dir == Path("/etc/steward/machines")
+    assert config.state_dir == Path("/var/lib/steward")
+    assert config.socket_path == Path("/var/lib/steward/steward.sock")
+    assert config.database_path == Path("/var/lib/steward/steward.db")
+    assert (config.log_format, config.log_level, config.source) == ("auto", "info", None)
+
+
+def test_absent_default_file_gives_defaults(tmp_path: Path) -> None:
+    assert load_config(tmp_path / "steward.yaml", env={}) == load_config(None, env={})
+
+
+def test_file_values_and_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, FILE)
+    config = load_config(path, required=True, env={})
+    assert config == Config(
+        node="web1",
+        machines_dir=tmp_path / "machines",
+        state_dir=Path("/srv/steward"),
+        socket=tmp_path / "run" / "steward.sock",
+        log_format="json",
+        log_level="debug",
+        source=path,
+    )
+    assert config.socket_path == tmp_path / "run" / "steward.sock"
+    assert config.database_path == Path("/srv/steward/steward.db")
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    assert load_config(path, env={}) == Config(node=socket.gethostname(), source=path)
+
+
+def test_env_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    path = write(etc, FILE)
+    env = {
+        "STEWARD_NODE": "web2",
+        "STEWARD_MACHINES_DIR": "here/machines",
+        "STEWARD_STATE_DIR": "/var/tmp/steward",
+        "STEWARD_SOCKET": "/run/steward.sock",
+        "STEWARD_LOG_FORMAT": "text",
+        "STEWARD_LOG_LEVEL": "warning",
+    }
+    config = load_config(path, env=env)
+    assert config == Config(
+        node="web2",
+        machines_dir=tmp_path / "here" / "machines",  # env: relative to the current directory
+        state_dir=Path("/var/tmp/steward"),
+        socket=Path("/run/steward.sock"),
+        log_format="text",
+        log_level="warning",
+        source=path,
+    )
+
+
+def test_empty_env_values_are_ignored(tmp_path: Path) -> None:
+    path = write(tmp_path, FILE)
+    config = load_config(path, env={"STEWARD_NODE": "", "STEWARD_LOG_LEVEL": ""})
+    assert (config.node, config.log_level) == ("web1", "debug")
+
+
+def test_overrides_win_over_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, FILE)
+    env = {"STEWARD_NODE": "web2", "STEWARD_LOG_LEVEL": "warning", "STEWARD_STATE_DIR": "/a"}
+    overrides = {"node": "web3", "state_dir": "state", "log_level": None}
+    config = load_config(path, env=env, overrides=overrides)
+    assert config.node == "web3"
+    assert config.state_dir == tmp_path / "state"
+    assert config.log_level == "warning"  # a None override leaves the value alone
+    assert config.log_format == "json"
+
+
+def test_unknown_keys_name_file_line_and_column(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        node: web1
+        log:
+          format: json
+          colour: true
+        nmae: web2
+        """,
+    )
+    assert config_error(path, env={}) == (
+        "invalid config:\n"
+        f"{path}:4:3: log.colour: unknown field 'colour' in log (known: format, level)\n"
+        f"{path}:5:1: nmae: unknown field 'nmae' "
+        "(known: api, log, machines_dir, node, state_dir)"
+    )
+
+
+def test_wrong_type_names_file_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "node: [web1]\n")
+    assert config_error(path, env={}) == (
+        f"invalid config:\n{path}:1:7: node: must be a string, not a list"
+    )
+
+
+def test_yaml_syntax_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "node: web1: x\n")
+    assert config_error(path, env={}) == (
+        f"invalid config: {path}:1:11: YAML: mapping values are not allowed here"
+    )
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    assert config_error(path, required=True, env={}) == f"config file {path} does not exist"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        pytest.param(
+            {"env": {"STEWARD_LOG_FORMAT": "xml"}},
+            "log format must be one of auto, json, text, got 'xml'",
+            id="format-env",
+        ),
+        pytest.param(
+            {"env": {}, "overrides": {"log_format": "xml"}},
+            "log format must be one of auto, json, text, got 'xml'",
+            id="format-flag",
+        ),
+        pytest.param(
+            {"env": {"STEWARD_LOG_LEVEL": "loud"}},
+            "log level must be one of debug, info, warning, error, got 'loud'",
+            id="level-env",
+        ),
+        pytest.param(
+            {"env": {}, "overrides": {"node": ""}},
+            "node name must not be empty",
+            id="empty-node",
+        ),
+    ],
+)
+def test_bad_values(source: dict[str, Any], message: str) -> None:
+    assert config_error(None, **source) == message
+
+
+def test_bad_log_format_in_file_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "log:\n  format: xml\n")
+    assert "must be one of auto, json, text, got 'xml'" in config_error(path, env={})
+
+
+def test_bad_log_format_in_file_names_its_position(tmp_path: Path) -> None:
+    path = write(tmp_path, "log:\n  format: xml\n")
+    assert config_error(path, env={}) == (
+        f"invalid config:\n{path}:2:11: log.format: must be one of auto, json, text, got 'xml'"
+    )
+
+
+def test_config_path() -> None:
+    assert config_path("/x/steward.yaml", {"STEWARD_CONFIG": "/y"}) == (
+        Path("/x/steward.yaml"),
+        True,
+    )
+    assert config_path(None, {"STEWARD_CONFIG": "/y/steward.yaml"}) == (
+        Path("/y/steward.yaml"),
+        True,
+    )
+    assert config_path(None, {}) == (DEFAULT_CONFIG, False)

@@ -1,0 +1,1019 @@
+"""The machine.yaml validator: every mistake found, each with file:line:column and field path.
+
+Each bad input is the small valid machine below with one mistake in it, so the expected
+problems are exactly the ones that mistake causes.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from steward.errors import Problem, Severity, SpecError
+from steward.machine.spec import MachineSpec
+from steward.machine.validate import check_references, parse_machine
+from steward.watchers.exec import ExecProperties
+from steward.watchers.file import FileProperties
+from steward.watchers.registry import default_registry
+from steward.watchers.timer import TimerProperties
+
+CONFORMANCE = Path("/work/shared/conformance/choria")
+
+# Lines 1-10: the top level and two transitions. No watchers, so a broken transition here
+# cannot cause a follow-on problem in a watcher that refers to it.
+MINIMAL = textwrap.dedent(
+    """\
+    name: demo
+    version: 1.0.0
+    initial_state: idle
+    transitions:
+      - name: start
+        from: [idle]
+        destination: running
+      - name: stop
+        from: [running]
+        destination: idle
+    """
+)
+
+# Lines 11-28: one watcher of each type (exec at 12, timer at 19, file at 25).
+BASE = MINIMAL + textwrap.dedent(
+    """\
+    watchers:
+      - name: check
+        type: exec
+        state_match: [idle]
+        success_transition: start
+        interval: 10s
+        properties:
+          command: ./check.sh
+      - name: deadline
+        type: timer
+        state_match: [running]
+        fail_transition: stop
+        properties:
+          timer: 5m
+      - name: settings
+        type: file
+        properties:
+          path: settings.json
+    """
+)
+
+TOP_KNOWN = "description, initial_state, name, resume, splay_start, transitions, version, watchers"
+TRANSITION_KNOWN = "description, destination, from, name, subscribe"
+WATCHER_KNOWN = (
+    "announce_interval, fail_transition, foreign_state_required, interval, name, properties, "
+    "state_match, success_transition, type"
+)
+EXEC_KNOWN = (
+    "command, environment, gather_initial_state, parse_as_data, suppress_success_announce, timeout"
+)
+SEMVER_HINT = "is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0)"
+NAME_HINT = (
+    "use letters, digits, '_', '-' and '.', starting with a letter or digit "
+    "(at most 128 characters)"
+)
+DURATION_HINT = "(use a number and a unit: ms, s, m, h, d, w; e.g. 1m30s)"
+
+
+def parse(text: str | bytes, file: str = "m.yaml") -> MachineSpec:
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    return parse_machine(raw, default_registry(), file=file, path=Path(file), directory=Path())
+
+
+def problems(text: str | bytes) -> list[Problem]:
+    with pytest.raises(SpecError) as caught:
+        parse(text)
+    return caught.value.problems
+
+
+def messages(text: str | bytes) -> list[str]:
+    return [str(p) for p in problems(text)]
+
+
+def mutate(old: str, new: str, base: str = BASE) -> str:
+    """``base`` with its one occurrence of ``old`` replaced by ``new``."""
+    assert base.count(old) == 1, f"{old!r} must occur exactly once"
+    return base.replace(old, new)
+
+
+def top(line: str, base: str = BASE) -> str:
+    """A top-level line inserted as line 4."""
+    return mutate("initial_state: idle\n", f"initial_state: idle\n{line}\n", base)
+
+
+def transition_field(line: str, base: str = BASE) -> str:
+    """A field added to the first transition, as line 8."""
+    return mutate("    destination: running\n", f"    destination: running\n    {line}\n", base)
+
+
+def watcher_field(line: str) -> str:
+    """A field added to the exec watcher ``check``, as line 17."""
+    return mutate("    interval: 10s\n", f"    interval: 10s\n    {line}\n")
+
+
+def exec_property(line: str) -> str:
+    """A property added to the exec watcher ``check``, as line 19."""
+    return mutate("      command: ./check.sh\n", f"      command: ./check.sh\n      {line}\n")
+
+
+def timer_properties(*lines: str) -> str:
+    """The timer watcher's properties replaced; the first one is line 24."""
+    body = "".join(f"      {line}\n" for line in lines)
+    return mutate("      timer: 5m\n", body)
+
+
+def file_properties(*lines: str) -> str:
+    """The file watcher's properties replaced; the first one is line 28."""
+    body = "".join(f"      {line}\n" for line in lines)
+    return mutate("      path: settings.json\n", body)
+
+
+# --- the valid base --------------------------------------------------------------------------
+
+
+def test_base_machine_is_valid() -> None:
+    spec = parse(BASE)
+    assert spec.name == "demo"
+    assert spec.version == "1.0.0"
+    assert spec.states == ("idle", "running")
+    assert [t.name for t in spec.transitions] == ["start", "stop"]
+    assert [w.name for w in spec.watchers] == ["check", "deadline", "settings"]
+    check, deadline, settings = spec.watchers
+    assert check.properties == ExecProperties(command="./check.sh", argv=("./check.sh",))
+    assert check.interval == 10.0
+    assert deadline.properties == TimerProperties(timer=300.0)
+    assert settings.properties == FileProperties(path="settings.json")
+    assert spec.splay_start == 0.0
+    assert spec.resume is True
+
+
+def test_optional_fields_are_read() -> None:
+    text = exec_property(
+        "timeout: 1m30s\n      environment: [A=1, B_2=x=y]\n      parse_as_data: true"
+    )
+    spec = parse(top("splay_start: 30\nresume: false\ndescription: a demo", base=text))
+    assert (spec.splay_start, spec.resume, spec.description) == (30.0, False, "a demo")
+    props = spec.watchers[0].properties
+    assert props.timeout == 90.0
+    assert props.environment == (("A", "1"), ("B_2", "x=y"))
+    assert props.parse_as_data is True
+
+
+# --- one mistake each ------------------------------------------------------------------------
+
+BAD_INPUTS = [
+    # required top-level fields
+    pytest.param(
+        mutate("name: demo\n", ""), ["m.yaml:1:1: missing required field 'name'"], id="no-name"
+    ),
+    pytest.param(
+        mutate("version: 1.0.0\n", ""),
+        ["m.yaml:1:1: missing required field 'version'"],
+        id="no-version",
+    ),
+    pytest.param(
+        mutate("initial_state: idle\n", ""),
+        ["m.yaml:1:1: missing required field 'initial_state'"],
+        id="no-initial-state",
+    ),
+    pytest.param(
+        "name: demo\nversion: 1.0.0\ninitial_state: idle\n",
+        ["m.yaml:1:1: missing required field 'transitions'"],
+        id="no-transitions",
+    ),
+    # top-level types and values
+    pytest.param(
+        mutate("name: demo", "name: 1"),
+        ["m.yaml:1:7: name: must be a string, not an integer"],
+        id="name-int",
+    ),
+    pytest.param(
+        mutate("name: demo", 'name: ""'),
+        ["m.yaml:1:7: name: must not be empty"],
+        id="name-empty",
+    ),
+    pytest.param(
+        mutate("name: demo", "name: my machine"),
+        [f"m.yaml:1:7: name: invalid machine name 'my machine': {NAME_HINT}"],
+        id="name-space",
+    ),
+    pytest.param(
+        mutate("name: demo", "name: -demo"),
+        [f"m.yaml:1:7: name: invalid machine name '-demo': {NAME_HINT}"],
+        id="name-leading-dash",
+    ),
+    pytest.param(
+        mutate("version: 1.0.0", "version: 1.0"),
+        [
+            "m.yaml:2:10: version: must be a semantic version string such as 1.0.0, "
+            "not a number (quote it if YAML reads it as a number)"
+        ],
+        id="version-float",
+    ),
+    pytest.param(
+        mutate("version: 1.0.0", "version: 1"),
+        [
+            "m.yaml:2:10: version: must be a semantic version string such as 1.0.0, "
+            "not an integer (quote it if YAML reads it as a number)"
+        ],
+        id="version-int",
+    ),
+    pytest.param(
+        mutate("version: 1.0.0", 'version: "1.0"'),
+        [f"m.yaml:2:10: version: '1.0' {SEMVER_HINT}"],
+        id="version-two-parts",
+    ),
+    pytest.param(
+        mutate("version: 1.0.0", "version: v1.0.0"),
+        [f"m.yaml:2:10: version: 'v1.0.0' {SEMVER_HINT}"],
+        id="version-v-prefix",
+    ),
+    pytest.param(
+        mutate("version: 1.0.0", "version: 1.0.0.0"),
+        [f"m.yaml:2:10: version: '1.0.0.0' {SEMVER_HINT}"],
+        id="version-four-parts",
+    ),
+    pytest.param(
+        mutate("initial_state: idle", "initial_state: 0"),
+        ["m.yaml:3:16: initial_state: must be a string, not an integer"],
+        id="initial-state-int",
+    ),
+    pytest.param(
+        top('splay_start: "x"'),
+        ["m.yaml:4:14: splay_start: must be an integer, not a string"],
+        id="splay-string",
+    ),
+    pytest.param(
+        top("splay_start: 1.5"),
+        ["m.yaml:4:14: splay_start: must be an integer, not a number"],
+        id="splay-float",
+    ),
+    pytest.param(
+        top("splay_start: -5"),
+        ["m.yaml:4:14: splay_start: must be at least 0, got -5"],
+        id="splay-negative",
+    ),
+    pytest.param(
+        top("splay_start: 100000"),
+        ["m.yaml:4:14: splay_start: must be at most 86400, got 100000"],
+        id="splay-too-large",
+    ),
+    pytest.param(
+        # YAML 1.2: `yes` is a string, not a boolean
+        top("resume: yes"),
+        ["m.yaml:4:9: resume: must be true or false, not a string"],
+        id="resume-yes",
+    ),
+    pytest.param(
+        top("description: 5"),
+        ["m.yaml:4:14: description: must be a string, not an integer"],
+        id="description-int",
+    ),
+    pytest.param(
+        top("intial_state: idle"),
+        [f"m.yaml:4:1: intial_state: unknown field 'intial_state' (known: {TOP_KNOWN})"],
+        id="unknown-top-level-key",
+    ),
+    # transitions
+    pytest.param(
+        "name: demo\nversion: 1.0.0\ninitial_state: idle\ntransitions: []\n",
+        ["m.yaml:4:14: transitions: must list at least one transition"],
+        id="transitions-empty",
+    ),
+    pytest.param(
+        "name: demo\nversion: 1.0.0\ninitial_state: idle\ntransitions: start\n",
+        ["m.yaml:4:14: transitions: must be a list, not a string"],
+        id="transitions-not-list",
+    ),
+    pytest.param(
+        mutate(
+            "  - name: stop\n    from: [running]\n    destination: idle\n", "  - stop\n", MINIMAL
+        ),
+        ["m.yaml:8:5: transitions[1]: must be a mapping, not a string"],
+        id="transition-not-mapping",
+    ),
+    pytest.param(
+        transition_field("to: idle"),
+        [
+            "m.yaml:8:5: transitions[0].to: unknown field 'to' in transition "
+            f"(known: {TRANSITION_KNOWN})"
+        ],
+        id="unknown-transition-key",
+    ),
+    pytest.param(
+        mutate("  - name: stop\n", "  - name: start\n", MINIMAL),
+        ["m.yaml:8:11: transitions[1].name: duplicate transition name 'start' (first at line 5)"],
+        id="duplicate-transition",
+    ),
+    pytest.param(
+        mutate("    from: [idle]\n", "    from: []\n", MINIMAL),
+        ["m.yaml:6:11: transitions[0].from: must list at least one entry"],
+        id="from-empty",
+    ),
+    pytest.param(
+        mutate("    from: [idle]\n", "    from: idle\n", MINIMAL),
+        ["m.yaml:6:11: transitions[0].from: must be a list of strings, not a string"],
+        id="from-not-list",
+    ),
+    pytest.param(
+        mutate("    from: [idle]\n", "    from: [idle, 3]\n"),
+        ["m.yaml:6:18: transitions[0].from[1]: must be a string, not an integer"],
+        id="from-non-string",
+    ),
+    pytest.param(
+        mutate("    destination: running\n", "", MINIMAL),
+        ["m.yaml:5:5: transitions[0]: missing required field 'transitions[0].destination'"],
+        id="no-destination",
+    ),
+    pytest.param(
+        transition_field("subscribe:\n      - machine_name: other"),
+        [
+            "m.yaml:9:9: transitions[0].subscribe[0]: "
+            "missing required field 'transitions[0].subscribe[0].event'"
+        ],
+        id="subscribe-no-event",
+    ),
+    pytest.param(
+        transition_field(
+            "subscribe:\n      - machine_name: other\n        event: go\n        when: x"
+        ),
+        [
+            "m.yaml:11:9: transitions[0].subscribe[0].when: unknown field 'when' in subscribe "
+            "(known: event, machine_name)"
+        ],
+        id="subscribe-unknown-key",
+    ),
+    pytest.param(
+        transition_field("subscribe: other"),
+        ["m.yaml:8:16: transitions[0].subscribe: must be a list, not a string"],
+        id="subscribe-not-list",
+    ),
+    # watchers
+    pytest.param(
+        MINIMAL + "watchers: {}\n",
+        ["m.yaml:11:11: watchers: must be a list, not a mapping"],
+        id="watchers-not-list",
+    ),
+    pytest.param(
+        BASE + "  - oops\n",
+        ["m.yaml:29:5: watchers[3]: must be a mapping, not a string"],
+        id="watcher-not-mapping",
+    ),
+    pytest.param(
+        watcher_field("intervall: 5s"),
+        [
+            "m.yaml:17:5: watchers[0].intervall: unknown field 'intervall' in watcher "
+            f"(known: {WATCHER_KNOWN})"
+        ],
+        id="unknown-watcher-key",
+    ),
+    pytest.param(
+        mutate("  - name: deadline\n", "  - name: check\n"),
+        ["m.yaml:19:11: watchers[1].name: duplicate watcher name 'check' (first at line 12)"],
+        id="duplicate-watcher",
+    ),
+    pytest.param(
+        mutate("    type: exec\n", ""),
+        ["m.yaml:12:5: watchers[0]: missing required field 'watchers[0].type'"],
+        id="watcher-no-type",
+    ),
+    pytest.param(
+        mutate("    type: exec\n", "    type: 5\n"),
+        ["m.yaml:13:11: watchers[0].type: must be a string, not an integer"],
+        id="watcher-type-int",
+    ),
+    pytest.param(
+        mutate("    type: exec\n", "    type: kv\n"),
+        [
+            "m.yaml:13:11: watchers[0].type: unsupported watcher type 'kv' (watcher 'check'); "
+            "supported: exec, file, timer"
+        ],
+        id="unsupported-type",
+    ),
+    pytest.param(
+        mutate("    state_match: [idle]", "    state_match: [idle, stopped]"),
+        [
+            "m.yaml:14:25: watchers[0].state_match[1]: "
+            "no state named 'stopped' (states: idle, running)"
+        ],
+        id="state-match-unknown",
+    ),
+    pytest.param(
+        mutate("    state_match: [idle]", "    state_match: idle"),
+        ["m.yaml:14:18: watchers[0].state_match: must be a list of strings, not a string"],
+        id="state-match-not-list",
+    ),
+    pytest.param(
+        mutate("    state_match: [idle]", "    state_match: ['']"),
+        ["m.yaml:14:19: watchers[0].state_match[0]: must not be empty"],
+        id="state-match-empty-string",
+    ),
+    pytest.param(
+        mutate("success_transition: start", "success_transition: begin"),
+        ["m.yaml:15:25: watchers[0].success_transition: no transition named 'begin'"],
+        id="success-transition-unknown",
+    ),
+    pytest.param(
+        mutate("success_transition: start", "success_transition: running"),
+        [
+            "m.yaml:15:25: watchers[0].success_transition: no transition named 'running'; "
+            "'running' is a state, the transition to it is 'start'"
+        ],
+        id="success-transition-is-a-state",
+    ),
+    pytest.param(
+        mutate("fail_transition: stop", "fail_transition: halt"),
+        ["m.yaml:22:22: watchers[1].fail_transition: no transition named 'halt'"],
+        id="fail-transition-unknown",
+    ),
+    pytest.param(
+        mutate("fail_transition: stop", "fail_transition: idle"),
+        [
+            "m.yaml:22:22: watchers[1].fail_transition: no transition named 'idle'; "
+            "'idle' is a state, the transition to it is 'stop'"
+        ],
+        id="fail-transition-is-a-state",
+    ),
+    pytest.param(
+        mutate("    interval: 10s", "    interval: 50ms"),
+        [
+            "m.yaml:16:15: watchers[0].interval: "
+            "must be at least 100ms (or 0 to run only on state entry)"
+        ],
+        id="interval-below-100ms",
+    ),
+    pytest.param(
+        mutate("    interval: 10s", "    interval: 10 seconds"),
+        [f"m.yaml:16:15: watchers[0].interval: invalid duration '10 seconds' {DURATION_HINT}"],
+        id="interval-invalid-text",
+    ),
+    pytest.param(
+        mutate("    interval: 10s", "    interval: -1s"),
+        [f"m.yaml:16:15: watchers[0].interval: invalid duration '-1s' {DURATION_HINT}"],
+        id="interval-negative",
+    ),
+    pytest.param(
+        mutate("    interval: 10s", "    interval: 5"),
+        ["m.yaml:16:15: watchers[0].interval: duration 5 has no unit (use e.g. 5s)"],
+        id="interval-bare-int",
+    ),
+    pytest.param(
+        watcher_field("announce_interval: 30s"),
+        ["m.yaml:17:24: watchers[0].announce_interval: must be at least 1m, got 30s"],
+        id="announce-interval-below-1m",
+    ),
+    pytest.param(
+        mutate(
+            "    state_match: [idle]\n",
+            "    state_match: [idle]\n    foreign_state_required:\n      - machine_name: other\n",
+        ),
+        [
+            "m.yaml:16:9: watchers[0].foreign_state_required[0]: "
+            "missing required field 'watchers[0].foreign_state_required[0].state'"
+        ],
+        id="foreign-state-no-state",
+    ),
+    pytest.param(
+        mutate(
+            "    state_match: [idle]\n",
+            "    state_match: [idle]\n"
+            "    foreign_state_required:\n      - machine_name: other\n"
+            "        state: ready\n        stat: ready\n",
+        ),
+        [
+            "m.yaml:18:9: watchers[0].foreign_state_required[0].stat: unknown field 'stat' "
+            "in foreign_state_required (known: machine_name, state)"
+        ],
+        id="foreign-state-unknown-key",
+    ),
+    pytest.param(
+        mutate("    properties:\n      command: ./check.sh\n", "    properties: ./check.sh\n"),
+        ["m.yaml:17:17: watchers[0].properties: must be a mapping, not a string"],
+        id="properties-not-mapping",
+    ),
+    pytest.param(
+        mutate("    properties:\n      command: ./check.sh\n", "    properties: [./check.sh]\n"),
+        ["m.yaml:17:17: watchers[0].properties: must be a mapping, not a list"],
+        id="properties-list",
+    ),
+    # exec properties
+    pytest.param(
+        mutate("      command: ./check.sh\n", "      timeout: 5s\n"),
+        [
+            "m.yaml:18:7: watchers[0].properties: "
+            "missing required field 'watchers[0].properties.command'"
+        ],
+        id="exec-no-command",
+    ),
+    pytest.param(
+        mutate("    properties:\n      command: ./check.sh\n", ""),
+        ["m.yaml:12:5: watchers[0]: missing required field 'watchers[0].properties.command'"],
+        id="exec-no-properties",
+    ),
+    pytest.param(
+        mutate("      command: ./check.sh\n", "      command: ./check.sh 'oops\n"),
+        [
+            "m.yaml:18:16: watchers[0].properties.command: "
+            "cannot split command: No closing quotation"
+        ],
+        id="exec-unbalanced-quote",
+    ),
+    pytest.param(
+        mutate("      command: ./check.sh\n", "      command: ' '\n"),
+        ["m.yaml:18:16: watchers[0].properties.command: must not be empty"],
+        id="exec-blank-command",
+    ),
+    pytest.param(
+        exec_property("timeuot: 5s"),
+        [
+            "m.yaml:19:7: watchers[0].properties.timeuot: unknown field 'timeuot' "
+            f"in exec properties (known: {EXEC_KNOWN})"
+        ],
+        id="exec-unknown-property",
+    ),
+    pytest.param(
+        exec_property('timeout: "10"'),
+        ["m.yaml:19:16: watchers[0].properties.timeout: duration '10' has no unit (use e.g. 10s)"],
+        id="exec-timeout-string-no-unit",
+    ),
+    pytest.param(
+        exec_property("timeout: 10"),
+        ["m.yaml:19:16: watchers[0].properties.timeout: duration 10 has no unit (use e.g. 10s)"],
+        id="exec-timeout-bare-int",
+    ),
+    pytest.param(
+        exec_property("timeout: 1.5"),
+        ["m.yaml:19:16: watchers[0].properties.timeout: duration 1.5 has no unit (use e.g. 1.5s)"],
+        id="exec-timeout-bare-float",
+    ),
+    pytest.param(
+        exec_property("timeout: 0s"),
+        ["m.yaml:19:16: watchers[0].properties.timeout: must be at least 1ms, got 0s"],
+        id="exec-timeout-zero",
+    ),
+    pytest.param(
+        exec_property("timeout: 500us"),
+        ["m.yaml:19:16: watchers[0].properties.timeout: must be at least 1ms, got 500us"],
+        id="exec-timeout-below-1ms",
+    ),
+    pytest.param(
+        exec_property("timeout: true"),
+        [
+            "m.yaml:19:16: watchers[0].properties.timeout: "
+            "must be a duration such as 10s, not a boolean"
+        ],
+        id="exec-timeout-bool",
+    ),
+    pytest.param(
+        exec_property("timeout: 1m30"),
+        [f"m.yaml:19:16: watchers[0].properties.timeout: invalid duration '1m30' {DURATION_HINT}"],
+        id="exec-timeout-trailing-number",
+    ),
+    pytest.param(
+        exec_property("environment: [NOEQUALS]"),
+        [
+            "m.yaml:19:21: watchers[0].properties.environment[0]: "
+            "must be KEY=VALUE with a valid variable name, got 'NOEQUALS'"
+        ],
+        id="exec-env-no-equals",
+    ),
+    pytest.param(
+        exec_property("environment: [A=1, '1A=b']"),
+        [
+            "m.yaml:19:26: watchers[0].properties.environment[1]: "
+            "must be KEY=VALUE with a valid variable name, got '1A=b'"
+        ],
+        id="exec-env-leading-digit",
+    ),
+    pytest.param(
+        exec_property("environment: ['A-B=x']"),
+        [
+            "m.yaml:19:21: watchers[0].properties.environment[0]: "
+            "must be KEY=VALUE with a valid variable name, got 'A-B=x'"
+        ],
+        id="exec-env-dash",
+    ),
+    pytest.param(
+        exec_property("environment: ['=x']"),
+        [
+            "m.yaml:19:21: watchers[0].properties.environment[0]: "
+            "must be KEY=VALUE with a valid variable name, got '=x'"
+        ],
+        id="exec-env-empty-key",
+    ),
+    pytest.param(
+        exec_property("environment: A=1"),
+        [
+            "m.yaml:19:20: watchers[0].properties.environment: "
+            "must be a list of strings, not a string"
+        ],
+        id="exec-env-not-list",
+    ),
+    pytest.param(
+        exec_property("parse_as_data: yes"),
+        ["m.yaml:19:22: watchers[0].properties.parse_as_data: must be true or false, not a string"],
+        id="exec-parse-as-data-yes",
+    ),
+    # timer properties
+    pytest.param(
+        timer_properties("splay: true"),
+        [
+            "m.yaml:24:7: watchers[1].properties: "
+            "missing required field 'watchers[1].properties.timer'"
+        ],
+        id="timer-no-timer",
+    ),
+    pytest.param(
+        timer_properties("timer: 0s"),
+        ["m.yaml:24:14: watchers[1].properties.timer: must be at least 1ms, got 0s"],
+        id="timer-zero",
+    ),
+    pytest.param(
+        timer_properties("timer: 5m", "repeat: true"),
+        [
+            "m.yaml:25:7: watchers[1].properties.repeat: unknown field 'repeat' "
+            "in timer properties (known: splay, timer)"
+        ],
+        id="timer-unknown-property",
+    ),
+    # file properties
+    pytest.param(
+        file_properties("gather_initial_state: true"),
+        [
+            "m.yaml:28:7: watchers[2].properties: "
+            "missing required field 'watchers[2].properties.path'"
+        ],
+        id="file-no-path",
+    ),
+    pytest.param(
+        file_properties("path: settings.json", "recursive: true"),
+        [
+            "m.yaml:29:7: watchers[2].properties.recursive: unknown field 'recursive' "
+            "in file properties (known: gather_initial_state, path)"
+        ],
+        id="file-unknown-property",
+    ),
+    # the document itself
+    pytest.param(
+        "- name: demo\n- version: 1.0.0\n",
+        ["m.yaml:1:1: the document must be a mapping, not a list"],
+        id="document-list",
+    ),
+    pytest.param(
+        "demo\n", ["m.yaml:1:1: the document must be a mapping, not a string"], id="document-scalar"
+    ),
+    pytest.param("", ["m.yaml:1:1: the document must be a mapping, not null"], id="document-empty"),
+    pytest.param(
+        mutate("    from: [idle]", "    from: [idle"),
+        ["m.yaml:7:16: YAML: expected ',' or ']', but got ':'"],
+        id="yaml-unclosed-flow-sequence",
+    ),
+    pytest.param(
+        mutate("name: demo", "name: demo: x"),
+        ["m.yaml:1:11: YAML: mapping values are not allowed here"],
+        id="yaml-nested-colon",
+    ),
+    pytest.param(
+        mutate("version: 1.0.0", "\tversion: 1.0.0"),
+        ["m.yaml:2:1: YAML: found character '\\t' that cannot start any token"],
+        id="yaml-tab",
+    ),
+    pytest.param(
+        top("name: other"),
+        [
+            'm.yaml:4:1: YAML: found duplicate key "name" with value "other" '
+            '(original value: "demo")'
+        ],
+        id="yaml-duplicate-top-level-key",
+    ),
+    pytest.param(
+        transition_field("destination: idle"),
+        [
+            'm.yaml:8:5: YAML: found duplicate key "destination" with value "idle" '
+            '(original value: "running")'
+        ],
+        id="yaml-duplicate-transition-key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_INPUTS)
+def test_one_mistake_gives_exactly_its_problem(text: str, expected: list[str]) -> None:
+    assert messages(text) == expected
+
+
+def test_bad_inputs_are_distinct() -> None:
+    texts = [p.values[0] for p in BAD_INPUTS]
+    assert len(set(texts)) == len(texts) >= 35
+
+
+def test_problem_carries_line_column_and_path() -> None:
+    [problem] = problems(exec_property("timeout: 10"))
+    assert (problem.file, problem.line, problem.column, problem.path) == (
+        "m.yaml",
+        19,
+        16,
+        "watchers[0].properties.timeout",
+    )
+    assert problem.message == "duration 10 has no unit (use e.g. 10s)"
+    assert problem.severity is Severity.ERROR
+
+
+def test_not_utf8_is_a_spec_error() -> None:
+    [problem] = problems(b"name: demo\nversion: 1\xff\n")
+    assert (problem.file, problem.path, problem.message) == (
+        "m.yaml",
+        "",
+        "not UTF-8 text (byte 21)",
+    )
+
+
+def test_not_utf8_names_line_and_column() -> None:
+    assert messages(b"name: demo\nversion: 1\xff\n") == ["m.yaml:2:11: not UTF-8 text (byte 21)"]
+
+
+def test_every_mistake_is_reported() -> None:
+    text = mutate("name: demo", "name: 1")
+    text = mutate("version: 1.0.0", "version: x", text)
+    text = mutate("    interval: 10s", "    interval: 50ms", text)
+    with pytest.raises(SpecError) as caught:
+        parse(text)
+    assert [str(p) for p in caught.value.problems] == [
+        "m.yaml:1:7: name: must be a string, not an integer",
+        f"m.yaml:2:10: version: 'x' {SEMVER_HINT}",
+        "m.yaml:16:15: watchers[0].interval: "
+        "must be at least 100ms (or 0 to run only on state entry)",
+    ]
+    assert str(caught.value) == "m.yaml:1:7: name: must be a string, not an integer (and 2 more)"
+
+
+def test_problems_in_different_watchers_are_all_reported() -> None:
+    text = mutate("      command: ./check.sh\n", "      command: ./check.sh\n      timeout: 10\n")
+    text = mutate("      timer: 5m\n", "      timer: soon\n", text)
+    text = mutate("      path: settings.json\n", "      path: 5\n", text)
+    assert messages(text) == [
+        "m.yaml:19:16: watchers[0].properties.timeout: duration 10 has no unit (use e.g. 10s)",
+        f"m.yaml:25:14: watchers[1].properties.timer: invalid duration 'soon' {DURATION_HINT}",
+        "m.yaml:29:13: watchers[2].properties.path: must be a string, not an integer",
+    ]
+
+
+# --- behaviour believed wrong: see the reasons --------------------------------------------------
+
+
+def test_null_top_level_value_points_at_its_own_line() -> None:
+    assert messages(mutate("name: demo", "name:")) == [
+        "m.yaml:1:1: name: must be a string, not null"
+    ]
+
+
+def test_null_property_on_last_line_points_inside_the_file() -> None:
+    # the exec watcher is the last one, and `timeout:` the file's last line (19)
+    text = BASE[: BASE.index("  - name: deadline")] + "      timeout:\n"
+    assert messages(text) == [
+        "m.yaml:19:7: watchers[0].properties.timeout: must be a duration such as 10s, not null"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            exec_property("timeout: 0"),
+            "m.yaml:19:16: watchers[0].properties.timeout: must be at least 1ms, got 0",
+            id="exec-timeout",
+        ),
+        pytest.param(
+            timer_properties("timer: 0"),
+            "m.yaml:24:14: watchers[1].properties.timer: must be at least 1ms, got 0",
+            id="timer",
+        ),
+    ],
+)
+def test_bare_zero_duration_respects_the_minimum(text: str, expected: str) -> None:
+    assert messages(text) == [expected]
+
+
+def test_bare_zero_interval_is_allowed() -> None:
+    spec = parse(mutate("    interval: 10s", "    interval: 0"))
+    assert spec.watchers[0].interval == 0.0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        pytest.param(
+            "    from: [idle]\n",
+            "    from: []\n",
+            "m.yaml:6:11: transitions[0].from: must list at least one entry",
+            id="from-empty",
+        ),
+        pytest.param(
+            "    destination: running\n",
+            "    destination: 5\n",
+            "m.yaml:7:18: transitions[0].destination: must be a string, not an integer",
+            id="destination-int",
+        ),
+    ],
+)
+def test_broken_transition_is_not_reported_again_by_watchers(
+    old: str, new: str, expected: str
+) -> None:
+    assert messages(mutate(old, new)) == [expected]
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf"])
+def test_non_finite_duration_is_a_type_error(value: str) -> None:
+    assert messages(mutate("    interval: 10s", f"    interval: {value}")) == [
+        "m.yaml:16:15: watchers[0].interval: must be a duration such as 10s, not a number"
+    ]
+
+
+def test_unsupported_type_of_unnamed_watcher() -> None:
+    text = mutate("  - name: check\n    type: exec\n", "  - type: kv\n")
+    assert messages(text) == [
+        "m.yaml:12:5: watchers[0]: missing required field 'watchers[0].name'",
+        "m.yaml:12:11: watchers[0].type: unsupported watcher type 'kv'; "
+        "supported: exec, file, timer",
+    ]
+
+
+def test_command_with_empty_program_is_rejected() -> None:
+    text = mutate("      command: ./check.sh\n", "      command: '\"\" --verbose'\n")
+    assert messages(text) == ["m.yaml:18:16: watchers[0].properties.command: must not be empty"]
+
+
+def test_second_document_is_explained() -> None:
+    assert messages(BASE + "---\nname: other\n") == [
+        "m.yaml:29:1: YAML: expected a single document in the stream, but found another document"
+    ]
+
+
+# --- YAML 1.2 and the Choria conformance corpus ------------------------------------------------
+
+
+def load_conformance(name: str) -> MachineSpec:
+    return parse((CONFORMANCE / name).read_bytes(), file=name)
+
+
+def conformance_problems(name: str) -> list[Problem]:
+    with pytest.raises(SpecError) as caught:
+        load_conformance(name)
+    return caught.value.problems
+
+
+def test_yaml_12_keeps_on_off_yes_no_as_strings() -> None:
+    text = mutate("    destination: idle\n", "    destination: on\n", MINIMAL)
+    text = mutate("    from: [running]\n", "    from: [running, off, yes, no]\n", text)
+    spec = parse(text)
+    assert spec.states == ("idle", "running", "off", "yes", "no", "on")
+
+
+def test_hvac_as_published_has_one_error_and_keeps_on_off_names() -> None:
+    [problem] = conformance_problems("hvac.yaml")
+    assert (problem.line, problem.column, problem.path, problem.message) == (
+        51,
+        25,
+        "watchers[1].success_transition",
+        "no transition named 'idle'; 'idle' is a state, "
+        "the transition to it is 'variables_changed' or 'air_good'",
+    )
+
+
+def test_hvac_fixed_keeps_watchers_named_on_and_off() -> None:
+    text = (CONFORMANCE / "hvac.yaml").read_text()
+    fixed = text.replace("success_transition: idle", "success_transition: variables_changed")
+    assert fixed != text
+    spec = parse(fixed, file="hvac.yaml")
+    names = [w.name for w in spec.watchers]
+    assert names == ["variables", "off", "on", "monitor"]
+    assert all(type(n) is str for n in names)
+    assert spec.watcher("on") is not None and spec.watcher("off") is not None
+
+
+@pytest.mark.parametrize("name", ["testmachine.yaml", "subscriber.yaml"])
+def test_conformance_machines_are_valid(name: str) -> None:
+    spec = load_conformance(name)
+    assert spec.splay_start == 10.0
+
+
+def test_testmachine_shape() -> None:
+    spec = load_conformance("testmachine.yaml")
+    assert spec.name == "TestMachine"
+    assert spec.states == ("unknown", "one", "two")
+    assert [(w.name, w.success_transition, w.fail_transition) for w in spec.watchers] == [
+        ("true_1", "fire_1", "fire_1"),
+        ("true_2", "fire_2", "fire_1"),
+    ]
+
+
+def test_machine_manager_names_each_unsupported_type_and_watcher() -> None:
+    assert [str(p) for p in conformance_problems("machine-manager.yaml")] == [
+        "machine-manager.yaml:26:11: watchers[0].type: unsupported watcher type 'kv' "
+        "(watcher 'initial_specification'); supported: exec, file, timer",
+        "machine-manager.yaml:38:11: watchers[1].type: unsupported watcher type 'kv' "
+        "(watcher 'specification'); supported: exec, file, timer",
+        "machine-manager.yaml:49:11: watchers[2].type: unsupported watcher type 'machines' "
+        "(watcher 'manage_machines'); supported: exec, file, timer",
+    ]
+
+
+# --- references between machines --------------------------------------------------------------
+
+LEADER = textwrap.dedent(
+    """\
+    name: leader
+    version: 1.0.0
+    initial_state: idle
+    transitions:
+      - name: go
+        from: [idle]
+        destination: busy
+    """
+)
+
+FOLLOWER = textwrap.dedent(
+    """\
+    name: follower
+    version: 1.0.0
+    initial_state: idle
+    transitions:
+      - name: go
+        from: [idle]
+        destination: busy
+        subscribe:
+          - machine_name: leader
+            event: go
+    watchers:
+      - name: wait
+        type: timer
+        foreign_state_required:
+          - machine_name: leader
+            state: busy
+        fail_transition: go
+        properties:
+          timer: 1m
+    """
+)
+
+
+def test_references_that_resolve_are_fine() -> None:
+    leader = parse(LEADER, file="leader.yaml")
+    follower = parse(FOLLOWER, file="follower.yaml")
+    assert check_references([leader, follower]) == []
+
+
+def test_duplicate_machine_names() -> None:
+    first = parse(LEADER, file="a.yaml")
+    second = parse(LEADER, file="b.yaml")
+    assert [str(p) for p in check_references([first, second])] == [
+        "b.yaml:1:7: name: duplicate machine name 'leader' (also defined in a.yaml)"
+    ]
+
+
+def test_subscribe_to_missing_transition_is_an_error() -> None:
+    leader = parse(LEADER, file="leader.yaml")
+    follower = parse(mutate("        event: go", "        event: went", FOLLOWER), file="f.yaml")
+    [problem] = check_references([leader, follower])
+    assert problem.severity is Severity.ERROR
+    assert str(problem) == (
+        "f.yaml:9:9: transitions[0].subscribe[0]: machine 'leader' has no transition named 'went'"
+    )
+
+
+def test_subscribe_to_machine_not_loaded_is_only_a_warning() -> None:
+    follower = parse(FOLLOWER, file="f.yaml")
+    found = check_references([follower])
+    assert [p.severity for p in found] == [Severity.WARNING, Severity.WARNING]
+    assert [str(p) for p in found] == [
+        "f.yaml:9:9: transitions[0].subscribe[0]: warning: machine 'leader' is not loaded "
+        "here; the subscription waits until it is",
+        "f.yaml:15:9: watchers[0].foreign_state_required[0]: warning: machine 'leader' is not "
+        "loaded here; the watcher stays inactive until it is",
+    ]
+
+
+def test_foreign_state_required_naming_unknown_state_is_an_error() -> None:
+    leader = parse(LEADER, file="leader.yaml")
+    follower = parse(mutate("        state: busy", "        state: done", FOLLOWER), file="f.yaml")
+    [problem] = check_references([leader, follower])
+    assert problem.severity is Severity.ERROR
+    assert str(problem) == (
+        "f.yaml:15:9: watchers[0].foreign_state_required[0]: "
+        "machine 'leader' has no state named 'done' (states: idle, busy)"
+    )
+
+
+def test_conformance_subscriber_follows_testmachine() -> None:
+    testmachine = load_conformance("testmachine.yaml")
+    subscriber = load_conformance("subscriber.yaml")
+    assert check_references([testmachine, subscriber]) == []
+    [alone] = check_references([subscriber])
+    assert str(alone) == (
+        "subscriber.yaml:11:9: transitions[0].subscribe[0]: warning: machine 'TestMachine' "
+        "is not loaded here; the subscription waits until it is"
+    )

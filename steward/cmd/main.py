@@ -83,6 +83,11 @@ def cli() -> None:
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level."
 )
+@click.option(
+    "--insecure-permissions",
+    is_flag=True,
+    help="Development only: accept machine files writable by group/other or owned by others.",
+)
 @friendly
 def run(
     machines_dir: str | None,
@@ -92,6 +97,7 @@ def run(
     socket: str | None,
     log_format: str | None,
     log_level: str | None,
+    insecure_permissions: bool,
 ) -> None:
     """Run the daemon in the foreground."""
     from steward.daemon.logs import setup_logging
@@ -108,6 +114,7 @@ def run(
             "socket": socket,
             "log_format": log_format,
             "log_level": log_level,
+            "insecure_permissions": insecure_permissions or None,
         },
     )
     setup_logging(config.log_format, config.log_level)
@@ -120,7 +127,10 @@ def run(
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
-def validate(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+@click.option("--insecure-permissions", is_flag=True, help="Do not check file modes and owners.")
+def validate(
+    paths: tuple[str, ...], as_json: bool, quiet: bool, insecure_permissions: bool
+) -> None:
     """Check machine files or directories; exit 1 if any is invalid.
 
     A PATH is a machine.yaml, a machine directory, or a machines directory. Machines given
@@ -135,7 +145,7 @@ def validate(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
             sources.extend(sources_for(path))
         except OSError as exc:
             _fail(f"{p}: {exc.strerror or exc}")
-    report = load_sources(sources, default_registry())
+    report = load_sources(sources, default_registry(), check_permissions=not insecure_permissions)
     errors = report.errors
     if as_json:
         _dump(
@@ -184,9 +194,7 @@ def client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         "--config", "config_file", type=click.Path(dir_okay=False), help="Config file."
     )(fn)
     fn = click.option("--state-dir", help="The daemon's state directory.")(fn)
-    return click.option("--socket", envvar="STEWARD_SOCKET", help="The daemon's control socket.")(
-        fn
-    )
+    return click.option("--socket", help="The daemon's control socket.")(fn)
 
 
 @cli.command()

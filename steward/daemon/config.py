@@ -33,6 +33,7 @@ class Config:
     socket: Path | None = None  # default: <state_dir>/steward.sock
     log_format: str = "auto"
     log_level: str = "info"
+    insecure_permissions: bool = False  # development only: accept machine files others can write
     source: Path | None = None  # the file this came from, if any
 
     @property

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from steward.errors import Problem, Severity, SpecError
-from steward.machine.discovery import MachineSource, discover
+from steward.machine.discovery import MACHINE_FILE, MachineSource, discover
+from steward.machine.permissions import permission_problems
 from steward.machine.spec import MachineSpec
 from steward.machine.validate import check_references, load_machine
 from steward.watchers.registry import WatcherRegistry
@@ -41,6 +42,7 @@ def load_sources(
     *,
     base: Path | None = None,
     also_known: Iterable[MachineSpec] = (),
+    check_permissions: bool = True,
 ) -> LoadReport:
     """Validate each source; then cross-check them with each other and ``also_known``.
 
@@ -50,6 +52,14 @@ def load_sources(
     report = LoadReport()
     loaded: list[MachineSpec] = []
     for src in sources:
+        if check_permissions:
+            shown = display_path(src.path, base)
+            dir_machine = src.path.name == MACHINE_FILE
+            refused = permission_problems(src.path, shown, src.directory if dir_machine else None)
+            if refused:
+                report.problems.extend(refused)
+                report.rejected.append(src.path)
+                continue
         try:
             loaded.append(
                 load_machine(
@@ -78,6 +88,10 @@ def load_sources(
     return report
 
 
-def load_directory(machines_dir: Path, registry: WatcherRegistry) -> LoadReport:
+def load_directory(
+    machines_dir: Path, registry: WatcherRegistry, *, check_permissions: bool = True
+) -> LoadReport:
     """Every machine in the directory. Raises OSError if the directory cannot be listed."""
-    return load_sources(discover(machines_dir), registry, base=machines_dir)
+    return load_sources(
+        discover(machines_dir), registry, base=machines_dir, check_permissions=check_permissions
+    )

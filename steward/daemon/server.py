@@ -15,6 +15,7 @@ import random
 import signal
 import time
 from enum import IntEnum
+from functools import partial
 from typing import IO, Any
 
 from steward import __version__
@@ -23,7 +24,7 @@ from steward.daemon.api import ControlSocket
 from steward.daemon.config import Config
 from steward.daemon.loader import LoadReport, load_directory
 from steward.daemon.node import Node
-from steward.errors import ConfigError, Problem, Severity
+from steward.errors import ConfigError, Problem, Severity, StoreError
 from steward.machine.persistence import SqliteStore
 from steward.watchers.registry import WatcherRegistry, default_registry
 
@@ -79,6 +80,11 @@ class Daemon:
             raise ConfigError(f"machines directory {cfg.machines_dir} does not exist")
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock_state_dir(cfg)
+        if cfg.insecure_permissions:
+            log.warning(
+                "--insecure-permissions: machine files writable by others are accepted; "
+                "use this for development only"
+            )
         await self.store.open()
         self._api = ControlSocket(self, cfg.socket_path)
         await self._api.start()
@@ -131,7 +137,12 @@ class Daemon:
         """
         try:
             report = await asyncio.to_thread(
-                load_directory, self.config.machines_dir, self.registry
+                partial(
+                    load_directory,
+                    self.config.machines_dir,
+                    self.registry,
+                    check_permissions=not self.config.insecure_permissions,
+                )
             )
         except OSError as exc:
             log.error("cannot read machines directory: %s", exc, extra={"error": str(exc)})
@@ -156,7 +167,16 @@ class Daemon:
         for name, spec in wanted.items():
             if name in self.node.machines:
                 continue
-            machine = await self.node.add(spec)
+            try:
+                machine = await self.node.add(spec)
+            except StoreError as exc:
+                log.error(
+                    "cannot start machine %s: %s",
+                    name,
+                    exc,
+                    extra={"machine": name, "error": str(exc)},
+                )
+                continue
             log.info(
                 "machine %s %s in state %s",
                 name,

@@ -114,6 +114,7 @@ class RunningMachine:
         self._queue: asyncio.Queue[_Fire | _Result] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._watching = False
+        self._stopped = False
         self._last_outcomes: dict[str, Outcome] = {}
 
     # MachineHandle, as watchers see it ---------------------------------------------------------
@@ -157,17 +158,29 @@ class RunningMachine:
         ]
 
     async def stop(self) -> None:
-        """Cancel the watchers (killing their processes) and the queue."""
+        """Cancel the watchers (killing their processes), then the queue.
+
+        Whoever waits on a queued or in-flight transition gets TransitionRejected. A store
+        write already handed to the store thread still completes there; the database stays
+        the truth the next start resumes from.
+        """
+        self._stopped = True
         self._watching = False
+        await asyncio.gather(*(w.close() for w in self.watchers), return_exceptions=True)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(*(w.close() for w in self.watchers), return_exceptions=True)
         self._tasks = []
         while not self._queue.empty():
             item = self._queue.get_nowait()
-            if isinstance(item, _Fire) and item.future and not item.future.done():
-                item.future.cancel()
+            if isinstance(item, _Fire):
+                self._abandon(item)
+
+    def _abandon(self, item: _Fire) -> None:
+        if item.future is not None and not item.future.done():
+            item.future.set_exception(
+                TransitionRejected(self.name, item.transition, self.state, "the machine stopped")
+            )
 
     async def _start_watchers(self) -> None:
         if self.spec.splay_start:
@@ -182,7 +195,10 @@ class RunningMachine:
     async def fire(self, transition: str, cause: str = "manual") -> TransitionResult:
         """Fire a transition and wait until it is committed; TransitionRejected if invalid."""
         future: asyncio.Future[TransitionResult] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Fire(transition, cause, future))
+        item = _Fire(transition, cause, future)
+        if self._stopped:
+            self._abandon(item)
+        self._queue.put_nowait(item)
         return await future
 
     def request(self, transition: str, cause: str) -> None:
@@ -209,6 +225,9 @@ class RunningMachine:
                 continue
             try:
                 result = await self._transition(item.transition, item.cause)
+            except asyncio.CancelledError:
+                self._abandon(item)
+                raise
             except (TransitionRejected, StoreError) as exc:
                 if item.future is not None and not item.future.done():
                     item.future.set_exception(exc)

@@ -339,3 +339,27 @@ async def test_stop_cancels_every_watcher(harnesses: Any) -> None:
     await h.machine.stop()
     assert [x.cancelled for x in h.machine.watchers] == [1, 1]
     assert not any(x.active for x in h.machine.watchers)
+
+
+async def test_a_transition_waiting_when_the_machine_stops_is_rejected(harnesses: Any) -> None:
+    import asyncio
+
+    h = harnesses(machine_spec())
+    await h.start()
+    gate = asyncio.Event()
+    original = h.store.record_transition
+
+    async def slow(record: Any) -> None:
+        await gate.wait()
+        await original(record)
+
+    h.store.record_transition = slow
+    in_flight = asyncio.ensure_future(h.machine.fire("up"))
+    queued = asyncio.ensure_future(h.machine.fire("park"))
+    await settle()
+    await h.machine.stop()
+    for waiter in (in_flight, queued):
+        with pytest.raises(TransitionRejected, match="the machine stopped"):
+            await waiter
+    with pytest.raises(TransitionRejected, match="the machine stopped"):
+        await h.machine.fire("up")

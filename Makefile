@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
-.PHONY: venv run test lint typecheck pytest bench clean
+.PHONY: venv run test lint typecheck pytest bench bench-reload clean
 
 venv: $(STAMP)
 
@@ -33,8 +33,12 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 ## benchmarks; results are appended to bench/RESULTS.md
-bench: $(STAMP)
+bench: $(STAMP) bench-reload
 	$(BIN)/python bench/load_machines.py --machines 1000
+
+## reload latency: a machine file renamed into the dir -> running (p50/p99 over 50 drops)
+bench-reload: $(STAMP)
+	$(BIN)/python bench/reload_latency.py --drops 50
 
 clean:
 	rm -rf $(VENV) $(STATE_DIR) .mypy_cache .ruff_cache .pytest_cache *.egg-info

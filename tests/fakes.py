@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from steward.events.envelope import Envelope
 from steward.machine.persistence import SavedMachine, TransitionRecord
 from steward.machine.source import Fields
 from steward.machine.spec import MachineSpec
@@ -64,6 +66,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.rows: dict[str, SavedMachine] = {}
         self.records: list[TransitionRecord] = []
+        self.outbox: list[Envelope] = []
         self.fail_with: Exception | None = None
 
     async def load(self, name: str) -> SavedMachine | None:
@@ -72,14 +75,22 @@ class FakeStore:
     async def save(self, saved: SavedMachine) -> None:
         self.rows[saved.name] = saved
 
-    async def record_transition(self, record: TransitionRecord) -> None:
+    async def record_transition(
+        self, record: TransitionRecord, events: Sequence[Envelope] = ()
+    ) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.records.append(record)
+        self.outbox.extend(events)
         old = self.rows[record.machine]
         self.rows[record.machine] = SavedMachine(
             old.name, record.version, record.to_state, record.at, record.seq, old.data
         )
+
+    async def append_events(self, events: Sequence[Envelope]) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.outbox.extend(events)
 
     async def save_data(self, name: str, data: dict[str, Any], at: float) -> None:
         old = self.rows[name]

@@ -26,12 +26,15 @@ class ApiClient:
     def transition(self, machine: str, transition: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/machines/{machine}/transition", {"transition": transition})
 
-    def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    def require_socket(self) -> None:
         if not self.socket_path.exists():
             raise ApiError(
                 f"no steward daemon socket at {self.socket_path} (is `steward run` running? "
                 "point at it with --socket or --state-dir)"
             )
+
+    def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        self.require_socket()
         return asyncio.run(self._request(method, path, body))
 
     async def _request(self, method: str, path: str, body: Any) -> dict[str, Any]:

@@ -20,10 +20,11 @@ import click
 
 from steward import __version__
 from steward.cmd.client import ApiClient
-from steward.cmd.render import render_status
+from steward.cmd.render import render_event, render_status
 from steward.daemon.config import config_path, load_config
 from steward.daemon.loader import load_sources
 from steward.errors import Severity, SpecError, StewardError
+from steward.events.envelope import EventKind
 from steward.machine.discovery import sources_for
 from steward.machine.graph import to_dot, to_mermaid
 from steward.machine.validate import load_machine
@@ -88,6 +89,9 @@ def cli() -> None:
     is_flag=True,
     help="Development only: accept machine files writable by group/other or owned by others.",
 )
+@click.option("--nats-server", "nats_servers", multiple=True, help="NATS URL (repeatable).")
+@click.option("--nats-stream", help="JetStream stream to publish into (default: core NATS).")
+@click.option("--nats-credentials", type=click.Path(dir_okay=False), help="NATS .creds file.")
 @friendly
 def run(
     machines_dir: str | None,
@@ -98,6 +102,9 @@ def run(
     log_format: str | None,
     log_level: str | None,
     insecure_permissions: bool,
+    nats_servers: tuple[str, ...],
+    nats_stream: str | None,
+    nats_credentials: str | None,
 ) -> None:
     """Run the daemon in the foreground."""
     from steward.daemon.logs import setup_logging
@@ -115,6 +122,9 @@ def run(
             "log_format": log_format,
             "log_level": log_level,
             "insecure_permissions": insecure_permissions or None,
+            "nats_servers": nats_servers or None,
+            "nats_stream": nats_stream,
+            "nats_credentials": nats_credentials,
         },
     )
     setup_logging(config.log_format, config.log_level)
@@ -247,6 +257,71 @@ def transition(
         )
     else:
         click.echo(f"{machine}: {name}: already in {result['to_state']}; nothing changed")
+
+
+@cli.command()
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming new events.")
+@click.option("--nats", "nats_url", help="Subscribe to a whole fleet through this NATS server.")
+@click.option("--node", help="Only this node's events (with --nats).")
+@click.option("--machine", help="Only this machine's events.")
+@click.option(
+    "--type", "kind", type=click.Choice([k.value for k in EventKind]), help="Only this kind."
+)
+@click.option("-n", "--limit", default=20, show_default=True, help="Recent events to show first.")
+@click.option("--prefix", default="steward.events", show_default=True, help="NATS subject prefix.")
+@click.option("--nats-credentials", type=click.Path(dir_okay=False), help="NATS .creds file.")
+@click.option("--json", "as_json", is_flag=True, help="Print each CloudEvent as JSON.")
+@client_options
+@friendly
+def events(
+    follow: bool,
+    nats_url: str | None,
+    node: str | None,
+    machine: str | None,
+    kind: str | None,
+    limit: int,
+    prefix: str,
+    nats_credentials: str | None,
+    as_json: bool,
+    socket: str | None,
+    state_dir: str | None,
+    config_file: str | None,
+) -> None:
+    """Show events: the local daemon's (recent, or --follow), or a fleet's through --nats."""
+    from steward.cmd.events import fleet_events, fleet_subject, local_events
+
+    event_kind = EventKind(kind) if kind else None
+
+    def show(body: bytes) -> None:
+        try:
+            event = json.loads(body)
+        except ValueError:
+            click.echo(f"(not a JSON event: {body[:80]!r})", err=True)
+            return
+        click.echo(json.dumps(event) if as_json else render_event(event))
+
+    client = _client(socket, state_dir, config_file)
+
+    async def from_daemon() -> None:
+        async for body in local_events(
+            client.socket_path, follow=follow, machine=machine, kind=event_kind, recent=limit
+        ):
+            show(body)
+
+    async def from_nats() -> None:
+        assert nats_url is not None
+        subject = fleet_subject(prefix, node, machine, event_kind)
+        click.echo(f"subscribed to {subject} on {nats_url}", err=True)
+        await fleet_events(nats_url, subject, show, credentials=nats_credentials)
+
+    if node and not nats_url:
+        _fail("--node needs --nats (the local daemon only has its own node's events)", Exit.USAGE)
+    if not nats_url:
+        client.require_socket()
+    try:
+        asyncio.run(from_nats() if nats_url else from_daemon())
+    except KeyboardInterrupt:
+        pass
 
 
 # graph, version --------------------------------------------------------------------------------

@@ -59,3 +59,34 @@ def render_status(data: dict[str, Any], now: float | None = None) -> str:
             field = f" {p['path']}:" if p["path"] else ""
             lines.append(f"  {where}:{field} {p['message']}")
     return "\n".join(lines) + "\n"
+
+
+def render_event(event: dict[str, Any]) -> str:
+    """One line for one CloudEvent (steward's or Choria's format)."""
+    data = event.get("data") or {}
+    ctype = str(event.get("type", ""))
+    when = str(event.get("time", ""))[:23] + (
+        "Z" if str(event.get("time", "")).endswith("Z") else ""
+    )
+    node = data.get("node") or data.get("identity") or "?"
+    machine = data.get("machine") or event.get("subject") or "?"
+    if ctype.endswith(".transition"):
+        text = (
+            f"transition {data.get('transition')}: {data.get('from_state')} -> "
+            f"{data.get('to_state')} (seq {data.get('seq')})"
+        )
+    elif ".watcher." in ctype:
+        name = data.get("watcher") or data.get("name")
+        wtype = data.get("watcher_type") or data.get("type")
+        outcome = data.get("outcome") or data.get("previous_outcome") or ""
+        text = f"watcher {name} ({wtype}): {outcome} {data.get('detail') or ''}".rstrip()
+    elif ctype.endswith(".lifecycle"):
+        state = f" (state {data['state']})" if data.get("state") else ""
+        text = f"lifecycle {data.get('step')}{state}"
+        if data.get("problems"):
+            first = data["problems"][0]
+            text += f": {first.get('file')}:{first.get('line')}:{first.get('column')}: "
+            text += f"{first.get('path')}: {first.get('message')}"
+    else:
+        text = ctype
+    return f"{when} {node} {machine} {text}"

@@ -1,8 +1,10 @@
 """The control API: HTTP on a Unix socket (mode 0660).
 
-    GET  /v1/status                              node, machines, load problems
+    GET  /v1/status                              node, machines, load problems, events
     GET  /v1/machines/{name}                     one machine
     POST /v1/machines/{name}/transition          {"transition": "..."} -> the committed result
+    GET  /v1/events?machine=&type=&recent=N      the last N events (JSON list of CloudEvents)
+    GET  /v1/events?follow=1&…                   Server-Sent Events: the recent ones, then live
 
 Errors are JSON ``{"error": "..."}`` with 404 (no such machine), 409 (transition rejected),
 400 (bad request) or 500.
@@ -10,6 +12,7 @@ Errors are JSON ``{"error": "..."}`` with 404 (no such machine), 409 (transition
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -19,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from steward.errors import ConfigError, MachineNotFound, StoreError, TransitionRejected
+from steward.events.envelope import Envelope, EventKind
 
 if TYPE_CHECKING:
     from steward.daemon.server import Daemon
 
 SOCKET_MODE = 0o660
+KEEPALIVE = 15.0  # seconds between SSE keepalive comments
 MAX_UNIX_PATH = 107
 
 
@@ -65,9 +70,55 @@ def build_app(daemon: Daemon) -> web.Application:
             return _json({"error": str(exc)}, 500)
         return _json(result.as_dict())
 
+    @routes.get("/v1/events")
+    async def events(request: web.Request) -> web.StreamResponse:
+        q = request.query
+        try:
+            kind = EventKind(q["type"]) if q.get("type") else None
+            recent = int(q.get("recent", "100"))
+        except ValueError:
+            kinds = ", ".join(k.value for k in EventKind)
+            return _json({"error": f"type must be one of {kinds}; recent a number"}, 400)
+        machine = q.get("machine") or None
+        hub = daemon.events
+        backlog = hub.recent(machine, kind, recent) if recent > 0 else []
+        if q.get("follow") not in ("1", "true", "yes"):
+            return web.Response(
+                body=b"[" + b",".join(e.body for e in backlog) + b"]",
+                content_type="application/json",
+            )
+        sub = hub.subscribe(machine, kind)
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        try:
+            for env in backlog:
+                await resp.write(_sse(env))
+            while True:
+                try:
+                    env = await asyncio.wait_for(sub.next(), KEEPALIVE)
+                except TimeoutError:
+                    await resp.write(b": keepalive\n\n")
+                    continue
+                await resp.write(_sse(env))
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            sub.close()
+        return resp
+
     app = web.Application()
     app.add_routes(routes)
     return app
+
+
+def _sse(env: Envelope) -> bytes:
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (
+        env.id.encode(),
+        env.kind.value.encode(),
+        env.body,
+    )
 
 
 class ControlSocket:
@@ -75,7 +126,8 @@ class ControlSocket:
 
     def __init__(self, daemon: Daemon, path: Path) -> None:
         self.path = path
-        self._runner = web.AppRunner(build_app(daemon), access_log=None)
+        # open event streams must not hold a stopping daemon up
+        self._runner = web.AppRunner(build_app(daemon), access_log=None, shutdown_timeout=1.0)
 
     async def start(self) -> None:
         if len(str(self.path).encode()) > MAX_UNIX_PATH:

@@ -8,6 +8,7 @@ the current directory.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -15,14 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from steward.errors import ConfigError, SpecError
+from steward.events.publisher import NatsSettings
+from steward.machine.persistence import OutboxLimits
 from steward.machine.source import Fields, Problems, load_yaml
 
 DEFAULT_CONFIG = Path("/etc/steward/steward.yaml")
 DEFAULT_MACHINES_DIR = Path("/etc/steward/machines")
 DEFAULT_STATE_DIR = Path("/var/lib/steward")
 SOCKET_NAME = "steward.sock"
+DEFAULT_RESCAN_INTERVAL = 60.0  # seconds: the full rescan that backs up inotify
+MIN_RESCAN_INTERVAL = 1.0
 LOG_FORMATS = ("auto", "json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EVENT_FORMATS = ("steward", "choria")
+SUBJECT_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,11 @@ class Config:
     log_format: str = "auto"
     log_level: str = "info"
     insecure_permissions: bool = False  # development only: accept machine files others can write
+    nats: NatsSettings = field(default_factory=NatsSettings)  # no servers: outbox only
+    events_format: str = "steward"  # steward | choria
+    events_prefix: str = "steward.events"
+    outbox: OutboxLimits = field(default_factory=OutboxLimits)
+    rescan_interval: float = DEFAULT_RESCAN_INTERVAL  # reload.rescan_interval
     source: Path | None = None  # the file this came from, if any
 
     @property
@@ -94,18 +106,33 @@ def _from_env(env: Mapping[str, str]) -> dict[str, str]:
         "STEWARD_SOCKET": "socket",
         "STEWARD_LOG_FORMAT": "log_format",
         "STEWARD_LOG_LEVEL": "log_level",
+        "STEWARD_NATS_SERVERS": "nats_servers",
+        "STEWARD_NATS_STREAM": "nats_stream",
+        "STEWARD_NATS_CREDENTIALS": "nats_credentials",
     }
-    return {field: env[var] for var, field in keys.items() if env.get(var)}
+    out: dict[str, Any] = {field: env[var] for var, field in keys.items() if env.get(var)}
+    if "nats_servers" in out:
+        out["nats_servers"] = tuple(x.strip() for x in out["nats_servers"].split(",") if x.strip())
+    return out
 
 
 def _apply(config: Config, values: Mapping[str, Any], base: Path) -> Config:
     changes: dict[str, Any] = {}
+    nats: dict[str, Any] = {}
     for key, value in values.items():
-        if key in ("machines_dir", "state_dir", "socket"):
+        if key.startswith("nats_"):
+            field_name = key.removeprefix("nats_")
+            if field_name in ("credentials", "nkey", "tls_ca", "tls_cert", "tls_key"):
+                p = Path(value).expanduser()
+                value = str(p if p.is_absolute() else base / p)
+            nats[field_name] = tuple(value) if field_name == "servers" else value
+        elif key in ("machines_dir", "state_dir", "socket"):
             p = Path(value).expanduser()
             changes[key] = p if p.is_absolute() else base / p
         else:
             changes[key] = value
+    if nats:
+        changes["nats"] = replace(config.nats, **nats)
     return replace(config, **changes)
 
 
@@ -144,7 +171,72 @@ def _read_file(path: Path) -> Config:
                 elif value is not None:
                     values[target] = value
             logs.finish(" in log")
+        _read_nats(doc, values)
+        _read_events(doc, values)
+        _read_reload(doc, values)
         doc.finish()
     if problems.has_errors:
         raise ConfigError("invalid config:\n" + "\n".join(str(p) for p in problems.items))
     return replace(_apply(Config(), values, path.parent), source=path)
+
+
+def _read_nats(doc: Fields, values: dict[str, Any]) -> None:
+    nats = doc.mapping("nats")
+    if nats is None:
+        return
+    raw = nats.raw("servers")
+    if isinstance(raw, str):
+        values["nats_servers"] = tuple(x.strip() for x in raw.split(",") if x.strip())
+    elif isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+        values["nats_servers"] = tuple(raw)
+    elif raw is not None:
+        nats.error("servers", "must be a URL or a list of URLs, e.g. [nats://127.0.0.1:4222]")
+    for key in ("stream", "credentials", "nkey", "user", "password", "token"):
+        value = nats.string(key)
+        if value is not None:
+            values[f"nats_{key}"] = value
+    tls = nats.mapping("tls")
+    if tls is not None:
+        for key in ("ca", "cert", "key"):
+            value = tls.string(key)
+            if value is not None:
+                values[f"nats_tls_{key}"] = value
+        tls.finish(" in nats.tls")
+    nats.finish(" in nats")
+
+
+def _read_events(doc: Fields, values: dict[str, Any]) -> None:
+    events = doc.mapping("events")
+    if events is None:
+        return
+    fmt = events.string("format")
+    if fmt is not None and fmt not in EVENT_FORMATS:
+        events.error("format", f"must be one of {', '.join(EVENT_FORMATS)}, got {fmt!r}")
+    elif fmt is not None:
+        values["events_format"] = fmt
+    prefix = events.string("subject_prefix")
+    if prefix is not None and not SUBJECT_PREFIX_RE.match(prefix):
+        events.error("subject_prefix", f"not a valid NATS subject prefix: {prefix!r}")
+    elif prefix is not None:
+        values["events_prefix"] = prefix
+    outbox = events.mapping("outbox")
+    if outbox is not None:
+        default = OutboxLimits()
+        values["outbox"] = OutboxLimits(
+            max_events=outbox.integer("max_events", default.max_events, minimum=1),
+            max_bytes=outbox.integer("max_bytes", default.max_bytes, minimum=1024),
+        )
+        outbox.finish(" in events.outbox")
+    events.finish(" in events")
+
+
+def _read_reload(doc: Fields, values: dict[str, Any]) -> None:
+    reload = doc.mapping("reload")
+    if reload is None:
+        return
+    interval = reload.duration(
+        "rescan_interval", minimum=MIN_RESCAN_INTERVAL, minimum_text=f"{MIN_RESCAN_INTERVAL:g}s"
+    )
+    if interval is not None:
+        values["rescan_interval"] = interval
+    reload.finish(" in reload")

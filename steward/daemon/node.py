@@ -12,7 +12,9 @@ import random
 from collections import defaultdict
 
 from steward.clock import Clock
-from steward.errors import MachineNotFound
+from steward.errors import MachineNotFound, Problem, StoreError
+from steward.events.envelope import LifecycleStep
+from steward.events.hub import EventHub
 from steward.machine.persistence import MachineStore
 from steward.machine.runtime import RunningMachine, TransitionResult
 from steward.machine.spec import MachineSpec
@@ -30,8 +32,10 @@ class Node:
         registry: WatcherRegistry,
         clock: Clock,
         rng: random.Random,
+        events: EventHub,
     ) -> None:
         self.name = name
+        self.events = events
         self._store = store
         self._registry = registry
         self._clock = clock
@@ -49,7 +53,8 @@ class Node:
     def specs(self) -> list[MachineSpec]:
         return [m.spec for m in self.machines.values()]
 
-    async def add(self, spec: MachineSpec) -> RunningMachine:
+    async def add(self, spec: MachineSpec, *, replacing: str | None = None) -> RunningMachine:
+        """Start a machine; ``replacing`` is the version it replaces (a reload)."""
         machine = RunningMachine(
             spec,
             store=self._store,
@@ -57,20 +62,56 @@ class Node:
             registry=self._registry,
             clock=self._clock,
             rng=self._rng,
+            events=self.events,
         )
         await machine.start()
         self.machines[spec.name] = machine
         self._index()
+        if replacing is None:
+            await machine.announce(LifecycleStep.LOADED, {"path": str(spec.path)})
+        else:
+            await machine.announce(
+                LifecycleStep.RELOADED, {"path": str(spec.path), "previous_version": replacing}
+            )
+        await machine.announce(LifecycleStep.RESUMED if machine.resumed else LifecycleStep.STARTED)
         self._tell_dependents(spec.name)
         return machine
 
-    async def remove(self, name: str) -> None:
+    async def replace(self, spec: MachineSpec) -> RunningMachine:
+        """Stop the running version of ``spec.name`` and start ``spec`` in its place."""
+        old = self.machines.get(spec.name)
+        await self.remove(spec.name, announce=False)
+        return await self.add(spec, replacing=old.spec.version if old else None)
+
+    async def remove(self, name: str, *, announce: bool = True) -> None:
         machine = self.machines.pop(name, None)
         if machine is None:
             return
         self._index()
         await machine.stop()
+        if announce:
+            await machine.announce(LifecycleStep.REMOVED)
         self._tell_dependents(name)
+
+    async def announce_load_failed(
+        self, machine: str, version: str | None, problems: list[Problem]
+    ) -> None:
+        """A machine file that could not be loaded (``machine`` may be the file's name)."""
+        event = self.events.builder.lifecycle(
+            machine=machine,
+            version=version,
+            instance=None,
+            step=LifecycleStep.LOAD_FAILED,
+            at=self._clock.time(),
+            detail={"problems": [p.as_dict() for p in problems]},
+        )
+        try:
+            await self._store.append_events([event])
+        except StoreError as exc:
+            log.error("cannot record load_failed event: %s", exc, extra={"error": str(exc)})
+            self.events.committed([event], stored=False)
+            return
+        self.events.committed([event])
 
     async def stop(self) -> None:
         machines = list(self.machines.values())

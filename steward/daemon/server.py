@@ -16,15 +16,21 @@ import signal
 import time
 from enum import IntEnum
 from functools import partial
+from pathlib import Path
 from typing import IO, Any
 
 from steward import __version__
 from steward.clock import Clock, SystemClock
 from steward.daemon.api import ControlSocket
 from steward.daemon.config import Config
-from steward.daemon.loader import LoadReport, load_directory
+from steward.daemon.loader import LoadReport, SpecCache, display_path, load_directory
 from steward.daemon.node import Node
+from steward.daemon.watch import MachinesWatch
 from steward.errors import ConfigError, Problem, Severity, StoreError
+from steward.events.builder import EventBuilder, EventFormat
+from steward.events.hub import EventHub
+from steward.events.publisher import NatsPublisher
+from steward.machine.discovery import MACHINE_FILE
 from steward.machine.persistence import SqliteStore
 from steward.watchers.registry import WatcherRegistry, default_registry
 
@@ -52,10 +58,27 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.shutdown_timeout = shutdown_timeout
-        self.store = SqliteStore(config.database_path)
+        self.store = SqliteStore(config.database_path, config.outbox)
+        builder = EventBuilder(config.node, EventFormat(config.events_format), config.events_prefix)
+        self.events = EventHub(builder)
+        self.publisher: NatsPublisher | None = None
+        if config.nats.enabled:
+            self.publisher = NatsPublisher(
+                config.nats,
+                self.store,
+                self.events,
+                stream_subjects=[builder.stream_subjects()],
+                client_name=f"steward {config.node}",
+            )
         self.node = Node(
-            config.node, store=self.store, registry=self.registry, clock=self.clock, rng=self.rng
+            config.node,
+            store=self.store,
+            registry=self.registry,
+            clock=self.clock,
+            rng=self.rng,
+            events=self.events,
         )
+        self._failed_files: dict[str, list[str]] = {}
         self.problems: list[Problem] = []
         self.started_at = 0.0
         self._api: ControlSocket | None = None
@@ -63,6 +86,11 @@ class Daemon:
         self._should_exit = asyncio.Event()
         self._force_exit = asyncio.Event()
         self._rescan_requested = asyncio.Event()
+        self._specs = SpecCache()  # a rescan re-parses only the files whose bytes changed
+        self._logged_problems: dict[str, tuple[str, tuple[Problem, ...]]] = {}
+        self.watch = MachinesWatch(
+            config.machines_dir, self.rescan, rescan_interval=config.rescan_interval
+        )
 
     async def serve(self) -> ExitCode:
         self._install_signal_handlers()
@@ -88,9 +116,12 @@ class Daemon:
         await self.store.open()
         self._api = ControlSocket(self, cfg.socket_path)
         await self._api.start()
+        if self.publisher is not None:
+            self.publisher.start()  # connects in the background; machines never wait for it
         self.started_at = self.clock.time()
         t0 = time.monotonic()
         await self.rescan()
+        await self.watch.start()  # hot reload: inotify plus the periodic full rescan
         log.info(
             "steward started: %d machines running, %d rejected",
             len(self.node.machines),
@@ -115,7 +146,7 @@ class Daemon:
                 rescan.cancel()
                 if self._rescan_requested.is_set() and not self._should_exit.is_set():
                     self._rescan_requested.clear()
-                    await self.rescan()
+                    self.watch.wake()  # its one slot: never two rescans at once
         finally:
             stop.cancel()
 
@@ -142,13 +173,15 @@ class Daemon:
                     self.config.machines_dir,
                     self.registry,
                     check_permissions=not self.config.insecure_permissions,
+                    cache=self._specs,
                 )
             )
         except OSError as exc:
             log.error("cannot read machines directory: %s", exc, extra={"error": str(exc)})
             return
-        self._log_problems(report)
+        fresh = self._log_problems(report)
         self.problems = report.problems
+        await self._announce_failures(report)
         wanted = {s.name: s for s in report.specs}
         rejected_paths = set(report.rejected)
         for name, machine in list(self.node.machines.items()):
@@ -156,10 +189,31 @@ class Daemon:
             if new is not None and new.checksum == machine.spec.checksum:
                 continue
             if new is None and machine.spec.path in rejected_paths:
-                log.warning(
-                    "keeping the running version of %s: its new file is invalid",
+                if display_path(machine.spec.path, self.config.machines_dir) in fresh:
+                    log.warning(
+                        "keeping the running version of %s: its new file is invalid",
+                        name,
+                        extra={"machine": name},
+                    )
+                continue
+            if new is not None:
+                try:
+                    replacement = await self.node.replace(new)
+                except StoreError as exc:
+                    log.error(
+                        "cannot start machine %s: %s",
+                        name,
+                        exc,
+                        extra={"machine": name, "error": str(exc)},
+                    )
+                    continue
+                log.info(
+                    "machine %s reloaded: %s -> %s, in state %s",
                     name,
-                    extra={"machine": name},
+                    machine.spec.version,
+                    new.version,
+                    replacement.state,
+                    extra={"machine": name, "version": new.version, "state": replacement.state},
                 )
                 continue
             await self.node.remove(name)
@@ -190,15 +244,44 @@ class Daemon:
                 },
             )
 
-    def _log_problems(self, report: LoadReport) -> None:
+        log.debug(
+            "machines directory rescanned",
+            extra={"machines": len(self.node.machines), "rejected": len(report.rejected)},
+        )
+
+    async def _announce_failures(self, report: LoadReport) -> None:
+        """A load_failed event per rejected file, once per distinct set of problems."""
+        by_file: dict[str, list[Problem]] = {}
+        for p in report.errors:
+            by_file.setdefault(p.file, []).append(p)
+        for file, problems in by_file.items():
+            key = [str(p) for p in problems]
+            if self._failed_files.get(file) == key:
+                continue
+            name = Path(file).parent.name if Path(file).name == MACHINE_FILE else Path(file).stem
+            await self.node.announce_load_failed(name or file, None, problems)
+        self._failed_files = {f: [str(p) for p in ps] for f, ps in by_file.items()}
+
+    def _log_problems(self, report: LoadReport) -> set[str]:
+        """Log each file's problems once per content (checksum) and problem set: rescanning an
+        unchanged broken file says nothing again. Returns the files logged now."""
+        by_file: dict[str, list[Problem]] = {}
         for p in report.problems:
-            level = logging.ERROR if p.severity is Severity.ERROR else logging.WARNING
-            log.log(level, "%s", p, extra={"file": p.file, "field": p.path, "error": p.message})
+            by_file.setdefault(p.file, []).append(p)
+        keys = {f: (report.checksums.get(f, ""), tuple(ps)) for f, ps in by_file.items()}
+        fresh = {f for f, key in keys.items() if self._logged_problems.get(f) != key}
+        self._logged_problems = keys
+        for p in report.problems:
+            if p.file in fresh:
+                level = logging.ERROR if p.severity is Severity.ERROR else logging.WARNING
+                log.log(level, "%s", p, extra={"file": p.file, "field": p.path, "error": p.message})
+        return fresh
 
     # shutdown ------------------------------------------------------------------------------
     async def shutdown(self) -> bool:
         """Stop the API, the machines (killing their processes) and the store. True if forced."""
         forced = False
+        await self.watch.stop()  # lets a running rescan finish; no other starts
         if self._api is not None:
             await self._api.stop()
         stopping = asyncio.ensure_future(self.node.stop())
@@ -211,6 +294,9 @@ class Daemon:
             forced = True
             log.warning("machines did not stop in time; exiting anyway")
             stopping.cancel()
+        if self.publisher is not None:
+            # flush what NATS accepts in the time left; the rest stays in the outbox
+            await self.publisher.stop(0 if forced else min(5.0, self.shutdown_timeout))
         await self.store.close()
         if self._lock is not None:
             self._lock.close()
@@ -234,7 +320,21 @@ class Daemon:
             "machines_dir": str(self.config.machines_dir),
             "state_dir": str(self.config.state_dir),
             "machines": [m.status() for m in self.node.machines.values()],
+            "events": self._events_status(),
             "problems": [p.as_dict() for p in self.problems],
+        }
+
+    def _events_status(self) -> dict[str, Any]:
+        stats = self.store.outbox_snapshot()
+        return {
+            "format": self.config.events_format,
+            "emitted": self.events.emitted,
+            "outbox": {"events": stats.events, "bytes": stats.bytes, "dropped": stats.dropped},
+            "outbox_limits": {
+                "max_events": self.config.outbox.max_events,
+                "max_bytes": self.config.outbox.max_bytes,
+            },
+            "nats": self.publisher.status() if self.publisher is not None else None,
         }
 
 

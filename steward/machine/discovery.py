@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MACHINE_FILE = "machine.yaml"
-_SUFFIXES = (".yaml", ".yml")
+SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def discover(machines_dir: Path) -> list[MachineSource]:
             candidate = entry / MACHINE_FILE
             if candidate.is_file():
                 out.append(MachineSource(candidate, entry))
-        elif entry.suffix in _SUFFIXES and entry.is_file():
+        elif entry.suffix in SUFFIXES and entry.is_file():
             out.append(MachineSource(entry, machines_dir))
     return out
 

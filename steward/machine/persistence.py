@@ -1,23 +1,38 @@
-"""Machine state on disk: one SQLite database in the state dir.
+"""Machine state and the event outbox on disk: one SQLite database in the state dir.
 
 Each machine has one row: its state, since when, its data and its transition sequence
-number. A transition is one SQL transaction that moves the state and bumps ``seq`` together,
-so a crash leaves either the old or the new state, never a mix, and ``seq`` never repeats.
-All SQLite calls run on one dedicated thread, never on the event loop.
+number. A transition is one SQL transaction that moves the state, bumps ``seq`` and appends
+its event to the outbox together, so a crash leaves either the old state and no event or the
+new state and its event, never a mix, and ``seq`` never repeats.
+
+The outbox holds events until NATS confirmed them, oldest first. It is bounded (events and
+bytes); when a write would overflow it, the oldest events are dropped in the same
+transaction and counted (the count survives restarts).
+
+All SQLite calls run on one dedicated thread, never on the event loop. Writes that arrive
+together are committed together (group commit): each in its own savepoint, so one failing
+write does not undo the others, and each caller is answered only after the COMMIT — durable
+(``synchronous=FULL``) without one fsync per transition when many machines move at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import queue
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from steward.errors import StoreError
+from steward.events.envelope import Envelope
+
+log = logging.getLogger("steward.store")
 
 T = TypeVar("T")
 
@@ -32,7 +47,41 @@ CREATE TABLE IF NOT EXISTS machines (
     data     TEXT NOT NULL DEFAULT '{}',
     updated  REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    machine  TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    body     BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name     TEXT PRIMARY KEY,
+    value    INTEGER NOT NULL
+);
 """
+DROP_WARNING_EVERY = 10.0  # seconds between warnings while the outbox keeps overflowing
+GROUP_COMMIT_MAX = 512  # writes committed together at most
+
+
+@dataclass(frozen=True)
+class OutboxLimits:
+    max_events: int = 100_000
+    max_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    rowid: int
+    event_id: str
+    subject: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    events: int
+    bytes: int
+    dropped: int
 
 
 @dataclass(frozen=True)
@@ -63,38 +112,127 @@ class MachineStore(Protocol):
 
     async def save(self, saved: SavedMachine) -> None: ...
 
-    async def record_transition(self, record: TransitionRecord) -> None: ...
+    async def record_transition(
+        self, record: TransitionRecord, events: Sequence[Envelope] = ()
+    ) -> None: ...
 
     async def save_data(self, name: str, data: dict[str, Any], at: float) -> None: ...
+
+    async def append_events(self, events: Sequence[Envelope]) -> None: ...
 
 
 class SqliteStore:
     """The SQLite-backed MachineStore. ``open()`` before use, ``close()`` after."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: OutboxLimits | None = None) -> None:
         self.path = path
-        self._executor: ThreadPoolExecutor | None = None
+        self.limits = limits or OutboxLimits()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
+        self.commits = 0  # transactions committed (for benchmarks: writes / commits)
+        self.writes = 0
+        # outbox size, kept in step with the table on the store thread
+        self._events = 0
+        self._bytes = 0
+        self._dropped = 0
+        self._dropped_unreported = 0
+        self._last_drop_warning = 0.0
 
     async def open(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="steward-store")
-        await self._call(self._open)
+        self._thread = threading.Thread(target=self._serve, name="steward-store", daemon=True)
+        self._thread.start()
+        try:
+            await self._call(self._open)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
-        if self._executor is None:
+        if self._thread is None:
             return
         await self._call(self._close)
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
 
     async def _call(self, fn: Callable[[], T]) -> T:
-        if self._executor is None:
+        """Run ``fn`` on the store thread (reads, and anything managing its own transaction)."""
+        return await self._submit(fn, write=False)
+
+    async def _write(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the store thread inside a (group) transaction."""
+        return await self._submit(fn, write=True)
+
+    async def _submit(self, fn: Callable[[], T], *, write: bool) -> T:
+        if self._thread is None:
             raise StoreError("state store is not open")
         loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(fn, future, loop, write))
         try:
-            return await loop.run_in_executor(self._executor, fn)
+            return await future
         except sqlite3.Error as exc:
             raise StoreError(f"state database {self.path}: {exc}") from exc
+
+    # the store thread ------------------------------------------------------------------------
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if not job.write:
+                job.run()
+                continue
+            batch = [job]
+            while len(batch) < GROUP_COMMIT_MAX:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._jobs.put(None)
+                    break
+                if not nxt.write:
+                    nxt.run()  # reads see committed data only; they never wait on a batch
+                    continue
+                batch.append(nxt)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Job]) -> None:
+        db = self._db
+        if db is None:
+            for job in batch:
+                job.fail(StoreError("state store is not open"))
+            return
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for i, job in enumerate(batch):
+                db.execute(f"SAVEPOINT w{i}")
+                try:
+                    outcomes.append((True, job.fn()))
+                except Exception as exc:
+                    db.execute(f"ROLLBACK TO w{i}")
+                    outcomes.append((False, exc))
+                db.execute(f"RELEASE w{i}")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:  # BEGIN or COMMIT failed (disk full, I/O error)
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._recount(db)
+            for job in batch:
+                job.fail(exc)
+            return
+        self.commits += 1
+        self.writes += len(batch)
+        if any(not ok for ok, _ in outcomes):
+            self._recount(db)
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            if ok:
+                job.succeed(value)
+            else:
+                job.fail(value)
 
     # runs on the store thread ---------------------------------------------------------------
     def _open(self) -> None:
@@ -112,7 +250,15 @@ class SqliteStore:
             )
         db.executescript(SCHEMA)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._recount(db)
         self._db = db
+
+    def _recount(self, db: sqlite3.Connection) -> None:
+        self._events, self._bytes = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox"
+        ).fetchone()
+        row = db.execute("SELECT value FROM counters WHERE name='outbox_dropped'").fetchone()
+        self._dropped = row[0] if row else 0
 
     def _close(self) -> None:
         if self._db is not None:
@@ -163,32 +309,34 @@ class SqliteStore:
                 ),
             )
 
-        await self._call(q)
+        await self._write(q)
 
-    async def record_transition(self, record: TransitionRecord) -> None:
+    async def record_transition(
+        self, record: TransitionRecord, events: Sequence[Envelope] = ()
+    ) -> None:
         def q() -> None:
             db = self._conn()
-            with _transaction(db):
-                cur = db.execute(
-                    "UPDATE machines SET state=?, since=?, seq=?, version=?, updated=? "
-                    "WHERE name=? AND seq<?",
-                    (
-                        record.to_state,
-                        record.at,
-                        record.seq,
-                        record.version,
-                        record.at,
-                        record.machine,
-                        record.seq,
-                    ),
+            cur = db.execute(
+                "UPDATE machines SET state=?, since=?, seq=?, version=?, updated=? "
+                "WHERE name=? AND seq<?",
+                (
+                    record.to_state,
+                    record.at,
+                    record.seq,
+                    record.version,
+                    record.at,
+                    record.machine,
+                    record.seq,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(
+                    f"machine {record.machine!r}: stored seq is already {record.seq} or "
+                    "higher, or the machine is missing; another writer changed the database"
                 )
-                if cur.rowcount != 1:
-                    raise StoreError(
-                        f"machine {record.machine!r}: stored seq is already {record.seq} or "
-                        "higher, or the machine is missing; another writer changed the database"
-                    )
+            self._append(db, events)
 
-        await self._call(q)
+        await self._write(q)
 
     async def save_data(self, name: str, data: dict[str, Any], at: float) -> None:
         def q() -> None:
@@ -196,7 +344,106 @@ class SqliteStore:
                 "UPDATE machines SET data=?, updated=? WHERE name=?", (json.dumps(data), at, name)
             )
 
-        await self._call(q)
+        await self._write(q)
+
+    async def append_events(self, events: Sequence[Envelope]) -> None:
+        if not events:
+            return
+
+        def q() -> None:
+            self._append(self._conn(), events)
+
+        await self._write(q)
+
+    async def outbox_peek(self, limit: int) -> list[OutboxRow]:
+        """The oldest ``limit`` events, in order."""
+
+        def q() -> list[OutboxRow]:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT id, event_id, subject, body FROM outbox ORDER BY id LIMIT ?", (limit,)
+                )
+                .fetchall()
+            )
+            return [OutboxRow(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+        return await self._call(q)
+
+    async def outbox_remove(self, upto_rowid: int) -> None:
+        """Remove every event up to and including ``upto_rowid`` (NATS confirmed them)."""
+
+        def q() -> None:
+            db = self._conn()
+            count, size = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox WHERE id <= ?",
+                (upto_rowid,),
+            ).fetchone()
+            db.execute("DELETE FROM outbox WHERE id <= ?", (upto_rowid,))
+            self._events -= count
+            self._bytes -= size
+
+        await self._write(q)
+
+    def outbox_snapshot(self) -> OutboxStats:
+        """The outbox counters as last written (read without waiting for the store thread)."""
+        return OutboxStats(self._events, self._bytes, self._dropped)
+
+    async def outbox_stats(self) -> OutboxStats:
+        def q() -> OutboxStats:
+            return OutboxStats(self._events, self._bytes, self._dropped)
+
+        return await self._call(q)
+
+    # runs on the store thread, inside a transaction ------------------------------------------
+    def _append(self, db: sqlite3.Connection, events: Sequence[Envelope]) -> None:
+        if not events:
+            return
+        db.executemany(
+            "INSERT INTO outbox(event_id, machine, subject, body) VALUES (?,?,?,?)",
+            [(e.id, e.machine, e.subject, e.body) for e in events],
+        )
+        self._events += len(events)
+        self._bytes += sum(len(e.body) for e in events)
+        if self._events > self.limits.max_events or self._bytes > self.limits.max_bytes:
+            self._trim(db)
+
+    def _trim(self, db: sqlite3.Connection) -> None:
+        """Drop the oldest events until the outbox is within its limits."""
+        dropped = 0
+        while self._events > self.limits.max_events or self._bytes > self.limits.max_bytes:
+            over = max(self._events - self.limits.max_events, 1)
+            rows = db.execute(
+                "SELECT id, LENGTH(body) FROM outbox ORDER BY id LIMIT ?", (over,)
+            ).fetchall()
+            if not rows:
+                break
+            db.execute("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
+            dropped += len(rows)
+            self._events -= len(rows)
+            self._bytes -= sum(r[1] for r in rows)
+        self._dropped += dropped
+        db.execute(
+            "INSERT INTO counters(name, value) VALUES ('outbox_dropped', ?) "
+            "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+            (self._dropped,),
+        )
+        self._dropped_unreported += dropped
+        now = time.monotonic()
+        if now - self._last_drop_warning >= DROP_WARNING_EVERY:
+            log.warning(
+                "event outbox full: dropped the %d oldest events (%d in all)",
+                self._dropped_unreported,
+                self._dropped,
+                extra={
+                    "dropped": self._dropped_unreported,
+                    "dropped_total": self._dropped,
+                    "max_events": self.limits.max_events,
+                    "max_bytes": self.limits.max_bytes,
+                },
+            )
+            self._dropped_unreported = 0
+            self._last_drop_warning = now
 
     async def integrity_check(self) -> str:
         def q() -> str:
@@ -205,12 +452,48 @@ class SqliteStore:
         return await self._call(q)
 
 
-class _transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+class _Job:
+    """One call for the store thread, answered on the caller's event loop."""
 
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+    def __init__(
+        self,
+        fn: Callable[[], Any],
+        future: asyncio.Future[Any],
+        loop: asyncio.AbstractEventLoop,
+        write: bool,
+    ) -> None:
+        self.fn = fn
+        self.future = future
+        self.loop = loop
+        self.write = write
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+    def run(self) -> None:
+        try:
+            value = self.fn()
+        except Exception as exc:
+            self.fail(exc)
+        else:
+            self.succeed(value)
+
+    def succeed(self, value: Any) -> None:
+        self._answer(value, None)
+
+    def fail(self, exc: BaseException) -> None:
+        self._answer(None, exc)
+
+    def _answer(self, value: Any, exc: BaseException | None) -> None:
+        try:
+            self.loop.call_soon_threadsafe(
+                _settle, self.future, value, None if exc is None else exc
+            )
+        except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+            pass
+
+
+def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
+    if future.done():  # the caller gave up (cancelled); the write itself stands
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 from steward.clock import Clock
 from steward.errors import StoreError, TransitionRejected
+from steward.events.envelope import Envelope, LifecycleStep
+from steward.events.hub import EventHub
 from steward.machine.fsm import StateGraph
 from steward.machine.persistence import MachineStore, SavedMachine, TransitionRecord
 from steward.machine.spec import MachineSpec, WatcherSpec
@@ -88,8 +90,10 @@ class RunningMachine:
         registry: WatcherRegistry,
         clock: Clock,
         rng: random.Random,
+        events: EventHub,
     ) -> None:
         self.spec = spec
+        self._events = events
         self.graph = StateGraph(spec)
         self.instance = uuid.uuid4().hex
         self._store = store
@@ -116,6 +120,7 @@ class RunningMachine:
         self._watching = False
         self._stopped = False
         self._last_outcomes: dict[str, Outcome] = {}
+        self._last_announced: dict[str, float] = {}
 
     # MachineHandle, as watchers see it ---------------------------------------------------------
     @property
@@ -220,20 +225,29 @@ class RunningMachine:
     async def _process(self) -> None:
         while True:
             item = await self._queue.get()
-            if isinstance(item, _Result):
-                await self._apply_result(item)
-                continue
             try:
-                result = await self._transition(item.transition, item.cause)
+                if isinstance(item, _Result):
+                    await self._apply_result(item)
+                else:
+                    await self._fire(item)
             except asyncio.CancelledError:
-                self._abandon(item)
+                if isinstance(item, _Fire):
+                    self._abandon(item)
                 raise
-            except (TransitionRejected, StoreError) as exc:
-                if item.future is not None and not item.future.done():
+            except Exception as exc:  # a bug must not stop the machine's queue for good
+                log.exception("machine queue item failed", extra={"machine": self.name})
+                if isinstance(item, _Fire) and item.future is not None and not item.future.done():
                     item.future.set_exception(exc)
-                continue
+
+    async def _fire(self, item: _Fire) -> None:
+        try:
+            result = await self._transition(item.transition, item.cause)
+        except (TransitionRejected, StoreError) as exc:
             if item.future is not None and not item.future.done():
-                item.future.set_result(result)
+                item.future.set_exception(exc)
+            return
+        if item.future is not None and not item.future.done():
+            item.future.set_result(result)
 
     async def _apply_result(self, item: _Result) -> None:
         spec, result = item.watcher.spec, item.result
@@ -245,6 +259,23 @@ class RunningMachine:
         if result.outcome is not previous and result.outcome is not Outcome.UNCHANGED:
             level = logging.WARNING if result.outcome is Outcome.ERROR else logging.INFO
         log.log(level, "watcher %s: %s", result.outcome.value, result.detail, extra=extra)
+        if self._should_announce(item.watcher, result, changed=result.outcome is not previous):
+            await self._emit(
+                [
+                    self._events.builder.watcher(
+                        machine=self.name,
+                        version=self.spec.version,
+                        instance=self.instance,
+                        watcher=spec.name,
+                        watcher_type=spec.type,
+                        state=self.state,
+                        outcome=result.outcome.value,
+                        detail=result.detail,
+                        payload=result.payload,
+                        at=self._clock.time(),
+                    )
+                ]
+            )
         if result.data:
             await self._merge_data(result.data)
         transition = _transition_for(spec, result.outcome)
@@ -259,6 +290,45 @@ class RunningMachine:
             return
         with contextlib.suppress(TransitionRejected, StoreError):
             await self._transition(transition, f"watcher {spec.name}")
+
+    def _should_announce(self, watcher: Watcher, result: WatcherResult, *, changed: bool) -> bool:
+        """A watcher's state is published when its outcome changes, and again every
+        ``announce_interval``; never for "unchanged", nor when the type suppresses it."""
+        if result.outcome is Outcome.UNCHANGED or not watcher.announces(result):
+            return False
+        now = self._clock.monotonic()
+        last = self._last_announced.get(watcher.name)
+        every = watcher.spec.announce_interval
+        if changed or last is None or (every is not None and now - last >= every):
+            self._last_announced[watcher.name] = now
+            return True
+        return False
+
+    async def _emit(self, envelopes: list[Envelope]) -> None:
+        """Store events in the outbox, then hand them to local consumers and the publisher."""
+        try:
+            await self._store.append_events(envelopes)
+        except StoreError as exc:
+            self._store_failed(exc)
+            self._events.committed(envelopes, stored=False)
+            return
+        self._events.committed(envelopes)
+
+    async def announce(self, step: LifecycleStep, detail: Mapping[str, Any] | None = None) -> None:
+        """Emit a lifecycle event for this machine."""
+        await self._emit(
+            [
+                self._events.builder.lifecycle(
+                    machine=self.name,
+                    version=self.spec.version,
+                    instance=self.instance,
+                    step=step,
+                    at=self._clock.time(),
+                    state=self.state,
+                    detail=detail,
+                )
+            ]
+        )
 
     async def _merge_data(self, values: Mapping[str, Any]) -> None:
         self.data.update(values)
@@ -286,9 +356,22 @@ class RunningMachine:
         record = TransitionRecord(
             self.name, self.spec.version, name, current, destination, self.seq + 1, now
         )
+        event = self._events.builder.transition(
+            machine=self.name,
+            version=self.spec.version,
+            instance=self.instance,
+            transition=name,
+            from_state=current,
+            to_state=destination,
+            seq=record.seq,
+            at=now,
+            cause=cause,
+        )
+        stored = True
         try:
-            await self._store.record_transition(record)
+            await self._store.record_transition(record, [event])
         except StoreError as exc:
+            stored = False
             self._store_failed(exc)  # keep running in memory; the error is visible in status
         else:
             self.store_error = None
@@ -312,6 +395,7 @@ class RunningMachine:
         result = TransitionResult(
             self.name, name, current, destination, record.seq, now, cause, True
         )
+        self._events.committed([event], stored=stored)
         self._reconcile(state_entered=True)
         self._node.transitioned(self, result)
         return result

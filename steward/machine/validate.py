@@ -47,11 +47,16 @@ def load_machine(
 ) -> MachineSpec:
     """Read and validate one machine file. ``directory`` defaults to the file's directory."""
     file = display or str(path)
+    raw = read_machine(path, file)
+    return parse_machine(raw, registry, file=file, path=path, directory=directory or path.parent)
+
+
+def read_machine(path: Path, file: str) -> bytes:
+    """The bytes of a machine file; SpecError naming ``file`` if it cannot be read."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise SpecError([Problem(file, 0, 0, "", f"cannot read: {exc.strerror or exc}")]) from exc
-    return parse_machine(raw, registry, file=file, path=path, directory=directory or path.parent)
 
 
 def parse_machine(

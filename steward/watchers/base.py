@@ -104,6 +104,10 @@ class Watcher(ABC):
         """Run once at machine start even when not active (data only, no transition)."""
         return False
 
+    def announces(self, result: WatcherResult) -> bool:
+        """Whether this result may be published as the watcher's state event."""
+        return True
+
     # lifecycle, driven by the machine -----------------------------------------------------
     @property
     def name(self) -> str:

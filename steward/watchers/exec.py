@@ -28,6 +28,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 OUTPUT_CAP = 64 * 1024  # bytes kept per stream; the rest is read and discarded
 PAYLOAD_OUTPUT = 1024  # characters of output carried in the watcher's state
 DRAIN_GRACE = 1.0  # seconds to finish reading pipes a leftover child still holds open
+REAP_TIMEOUT = 5.0  # seconds to wait for a killed process group's leader to exit
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class ExecWatcher(Watcher):
 
     def gathers_initial_state(self) -> bool:
         return self.props.gather_initial_state
+
+    def announces(self, result: WatcherResult) -> bool:
+        return not (self.props.suppress_success_announce and result.outcome is Outcome.SUCCESS)
 
     def _environment(self, data_file: str) -> dict[str, str]:
         env = {
@@ -206,6 +210,9 @@ async def run_process(
         await asyncio.wait([capture.drained], timeout=DRAIN_GRACE)
     except asyncio.CancelledError:
         _kill_group(pid)
+        # reap it before going on, so a stopped watcher leaves no process behind
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(capture.exited), REAP_TIMEOUT)
         transport.close()
         raise
     code = transport.get_returncode()

@@ -131,7 +131,7 @@ def test_unknown_keys_name_file_line_and_column(tmp_path: Path) -> None:
         "invalid config:\n"
         f"{path}:4:3: log.colour: unknown field 'colour' in log (known: format, level)\n"
         f"{path}:5:1: nmae: unknown field 'nmae' "
-        "(known: api, log, machines_dir, node, state_dir)"
+        "(known: api, events, log, machines_dir, nats, node, reload, state_dir)"
     )
 
 
@@ -205,3 +205,28 @@ def test_config_path() -> None:
         True,
     )
     assert config_path(None, {}) == (DEFAULT_CONFIG, False)
+
+
+def test_reload_rescan_interval(tmp_path: Path) -> None:
+    assert load_config(None, env={}).rescan_interval == 60.0
+    path = write(tmp_path, "reload:\n  rescan_interval: 1m30s\n")
+    assert load_config(path, env={}).rescan_interval == 90.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "reload:\n  rescan_interval: 500ms\n",
+            "2:20: reload.rescan_interval: must be at least 1s",
+        ),
+        (
+            "reload:\n  rescan_interval: 30\n",
+            "2:20: reload.rescan_interval: duration 30 has no unit",
+        ),
+        ("reload:\n  interval: 5s\n", "2:3: reload.interval: unknown field 'interval' in reload"),
+    ],
+)
+def test_bad_reload_settings_name_their_position(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    assert f"{path}:{message}" in config_error(path, env={})

@@ -6,6 +6,8 @@ import random
 from pathlib import Path
 
 from steward.daemon.node import Node
+from steward.events.builder import EventBuilder
+from steward.events.hub import EventHub
 from steward.machine.source import Position
 from steward.machine.spec import ForeignState, MachineSpec, Subscription, TransitionSpec
 from steward.watchers.registry import WatcherRegistry
@@ -35,6 +37,7 @@ def node() -> Node:
         registry=WatcherRegistry([ScriptedWatcher]),
         clock=FakeClock(),
         rng=random.Random(0),
+        events=EventHub(EventBuilder("n1")),
     )
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from steward.errors import StoreError, TransitionRejected
+from steward.events.builder import EventBuilder
+from steward.events.hub import EventHub
 from steward.machine.persistence import SavedMachine
 from steward.machine.runtime import RunningMachine
 from steward.machine.source import Position
@@ -77,6 +79,7 @@ class Harness:
         self.store = store or FakeStore()
         self.node = FakeNode()
         registry = WatcherRegistry([ScriptedWatcher, TimerWatcher])
+        self.events = EventHub(EventBuilder("n1"))
         self.machine = RunningMachine(
             spec,
             store=self.store,
@@ -84,6 +87,7 @@ class Harness:
             registry=registry,
             clock=self.clock,
             rng=random.Random(1),
+            events=self.events,
         )
 
     def watcher(self, name: str) -> Any:
@@ -93,20 +97,6 @@ class Harness:
         await self.machine.start()
         await settle()
         return self.machine
-
-
-@pytest.fixture
-async def harnesses() -> Any:
-    made: list[Harness] = []
-
-    def make(spec: MachineSpec, store: FakeStore | None = None) -> Harness:
-        h = Harness(spec, store)
-        made.append(h)
-        return h
-
-    yield make
-    for h in made:
-        await h.machine.stop()
 
 
 async def test_active_watchers_run_at_once_after_splay(harnesses: Any) -> None:
@@ -349,9 +339,9 @@ async def test_a_transition_waiting_when_the_machine_stops_is_rejected(harnesses
     gate = asyncio.Event()
     original = h.store.record_transition
 
-    async def slow(record: Any) -> None:
+    async def slow(record: Any, events: Any = ()) -> None:
         await gate.wait()
-        await original(record)
+        await original(record, events)
 
     h.store.record_transition = slow
     in_flight = asyncio.ensure_future(h.machine.fire("up"))

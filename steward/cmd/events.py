@@ -1,0 +1,104 @@
+"""``steward events``: the local daemon's events (SSE on its socket) or a fleet's (NATS)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import nats
+from nats.errors import Error as NatsError
+
+from steward.errors import ApiError
+from steward.events.envelope import EventKind, subject_token
+
+
+async def local_events(
+    socket_path: Path,
+    *,
+    follow: bool,
+    machine: str | None,
+    kind: EventKind | None,
+    recent: int,
+) -> AsyncIterator[bytes]:
+    """Each event (structured CloudEvent JSON) from the daemon on ``socket_path``."""
+    params = {"recent": str(recent)}
+    if machine:
+        params["machine"] = machine
+    if kind:
+        params["type"] = kind.value
+    if follow:
+        params["follow"] = "1"
+    connector = aiohttp.UnixConnector(path=str(socket_path))
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+    try:
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+            session.get("http://steward/v1/events", params=params) as resp,
+        ):
+            if resp.status >= 400:
+                data = await resp.json(content_type=None)
+                raise ApiError(data.get("error", f"daemon answered {resp.status}"))
+            if not follow:
+                for event in await resp.json(content_type=None):
+                    yield json.dumps(event).encode()
+                return
+            async for line in resp.content:
+                if line.startswith(b"data: "):
+                    yield line[6:].rstrip(b"\n")
+    except aiohttp.ClientConnectionError as exc:
+        raise ApiError(f"cannot reach the steward daemon at {socket_path}: {exc}") from exc
+
+
+def fleet_subject(
+    prefix: str, node: str | None, machine: str | None, kind: EventKind | None
+) -> str:
+    """The NATS subject that selects these events in steward's subject layout."""
+    tail = {
+        None: ">",
+        EventKind.TRANSITION: "transition",
+        EventKind.LIFECYCLE: "lifecycle",
+        EventKind.WATCHER: "watcher.*",
+    }[kind]
+    node_token = subject_token(node) if node else "*"
+    machine_token = subject_token(machine) if machine else "*"
+    return f"{prefix}.{node_token}.{machine_token}.{tail}"
+
+
+async def fleet_events(
+    url: str,
+    subject: str,
+    on_event: Callable[[bytes], None],
+    *,
+    credentials: str | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Subscribe to ``subject`` on NATS and call ``on_event`` for each message until stopped."""
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    try:
+        nc = await nats.connect(
+            url,
+            connect_timeout=3,
+            max_reconnect_attempts=-1,
+            allow_reconnect=True,
+            error_cb=on_error,
+            user_credentials=credentials,
+            name="steward events",
+        )
+    except (NatsError, OSError, TimeoutError) as exc:
+        detail = errors[-1] if errors else (str(exc) or type(exc).__name__)
+        raise ApiError(f"cannot connect to NATS at {url}: {detail}") from exc
+    try:
+        sub = await nc.subscribe(subject)
+        async for msg in sub.messages:
+            on_event(msg.data)
+            if stop is not None and stop.is_set():
+                break
+    finally:
+        await nc.close()

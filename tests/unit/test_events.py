@@ -1,0 +1,307 @@
+"""Events: the CloudEvent builder, the in-process hub, the SQLite outbox, and what a running
+machine emits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steward.events.builder import EventBuilder, EventFormat, parse_event
+from steward.events.envelope import Envelope, EventKind, LifecycleStep, subject_token
+from steward.events.hub import SUBSCRIBER_QUEUE, EventHub
+from steward.machine.persistence import (
+    OutboxLimits,
+    SavedMachine,
+    SqliteStore,
+    TransitionRecord,
+)
+from steward.watchers.base import Outcome
+from tests.fakes import settle
+from tests.unit.test_runtime import machine_spec, w
+
+AT = 1_700_000_000.25
+
+
+def transition_event(builder: EventBuilder, seq: int = 1, machine: str = "web") -> Envelope:
+    return builder.transition(
+        machine=machine,
+        version="1.2.3",
+        instance="abc",
+        transition="up",
+        from_state="a",
+        to_state="b",
+        seq=seq,
+        at=AT,
+        cause="manual",
+    )
+
+
+def test_transition_event_is_a_cloudevent_with_the_documented_fields() -> None:
+    env = transition_event(EventBuilder("node-1"))
+    event = parse_event(env.body)
+    assert env.kind is EventKind.TRANSITION
+    assert env.subject == "steward.events.node-1.web.transition"
+    assert event.get_id() == env.id
+    assert event.get_specversion() == "1.0"
+    assert event.get_type() == "io.steward.machine.v1.transition"
+    assert event.get_source() == "steward://node-1"
+    assert event.get_subject() == "web"
+    assert event.get_data() == {
+        "node": "node-1",
+        "machine": "web",
+        "machine_version": "1.2.3",
+        "instance": "abc",
+        "timestamp": "2023-11-14T22:13:20.250000Z",
+        "transition": "up",
+        "from_state": "a",
+        "to_state": "b",
+        "seq": 1,
+        "cause": "manual",
+    }
+
+
+def test_every_event_gets_its_own_id() -> None:
+    builder = EventBuilder("n")
+    assert transition_event(builder).id != transition_event(builder).id
+
+
+def test_subject_tokens_outside_the_safe_set_become_underscores() -> None:
+    env = transition_event(EventBuilder("db.example.com"), machine="my machine*")
+    assert env.subject == "steward.events.db_example_com.my_machine_.transition"
+    assert subject_token("") == "_"
+
+
+def test_watcher_and_lifecycle_events() -> None:
+    builder = EventBuilder("n", prefix="ops.events")
+    watcher = builder.watcher(
+        machine="web",
+        version="1.0.0",
+        instance="i",
+        watcher="probe",
+        watcher_type="exec",
+        state="up",
+        outcome="failure",
+        detail="exit code 1",
+        payload={"command": "check.sh", "exit_code": 1},
+        at=AT,
+    )
+    assert watcher.subject == "ops.events.n.web.watcher.probe"
+    data = parse_event(watcher.body).get_data()
+    assert isinstance(data, dict)
+    assert parse_event(watcher.body).get_type() == "io.steward.machine.watcher.exec.v1.state"
+    assert (data["watcher"], data["outcome"], data["state"]["exit_code"]) == ("probe", "failure", 1)
+    life = builder.lifecycle(
+        machine="web", version="1.0.0", instance="i", step=LifecycleStep.RESUMED, at=AT, state="up"
+    )
+    assert life.subject == "ops.events.n.web.lifecycle"
+    life_data = parse_event(life.body).get_data()
+    assert isinstance(life_data, dict)
+    assert (life_data["step"], life_data["state"]) == ("resumed", "up")
+
+
+def test_choria_format_uses_choria_types_and_subjects() -> None:
+    builder = EventBuilder("node-1", EventFormat.CHORIA)
+    env = transition_event(builder)
+    event = parse_event(env.body)
+    assert env.subject == "choria.machine.transition"
+    assert event.get_type() == "io.choria.machine.v1.transition"
+    assert event.get_source() == "io.choria.machine"
+    data = event.get_data()
+    assert isinstance(data, dict)
+    assert data["protocol"] == "io.choria.machine.v1.transition"
+    assert (data["identity"], data["machine"], data["to_state"]) == ("node-1", "web", "b")
+    watcher = builder.watcher(
+        machine="web",
+        version="1",
+        instance="i",
+        watcher="probe",
+        watcher_type="exec",
+        state="up",
+        outcome="success",
+        detail="",
+        payload={"command": "x", "previous_outcome": None},
+        at=AT,
+    )
+    assert watcher.subject == "choria.machine.watcher.exec.state"
+    assert parse_event(watcher.body).get_type() == "io.choria.machine.watcher.exec.v1.state"
+    assert builder.stream_subjects() == "choria.machine.>"
+
+
+async def test_hub_fans_out_to_matching_subscribers_and_bounds_slow_ones() -> None:
+    builder = EventBuilder("n")
+    hub = EventHub(builder)
+    everything = hub.subscribe()
+    only_db = hub.subscribe(machine="db")
+    only_life = hub.subscribe(kind=EventKind.LIFECYCLE)
+    events = [transition_event(builder, seq=i, machine="web") for i in range(SUBSCRIBER_QUEUE + 5)]
+    hub.committed(events)
+    assert hub.outbox_changed.is_set()
+    assert everything.queue.qsize() == SUBSCRIBER_QUEUE
+    assert everything.dropped == 5
+    assert (await everything.next()).id == events[5].id  # the oldest were dropped
+    assert only_db.queue.empty() and only_life.queue.empty()
+    assert [e.id for e in hub.recent(limit=2)] == [e.id for e in events[-2:]]
+    everything.close()
+    hub.committed([events[0]])
+    assert everything.queue.qsize() == SUBSCRIBER_QUEUE - 1
+
+
+async def test_events_not_stored_do_not_wake_the_publisher() -> None:
+    hub = EventHub(EventBuilder("n"))
+    hub.committed([transition_event(hub.builder)], stored=False)
+    assert not hub.outbox_changed.is_set()
+    assert len(hub.recent()) == 1
+
+
+# the outbox ------------------------------------------------------------------------------------
+@pytest.fixture
+async def store(tmp_path: Path) -> Any:
+    s = SqliteStore(tmp_path / "steward.db", OutboxLimits(max_events=5, max_bytes=1 << 20))
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def test_a_transition_and_its_event_are_one_transaction(store: SqliteStore) -> None:
+    builder = EventBuilder("n")
+    await store.save(SavedMachine("web", "1.0.0", "a", 1.0, 0, {}))
+    event = transition_event(builder, seq=1)
+    await store.record_transition(TransitionRecord("web", "1.0.0", "up", "a", "b", 1, 2.0), [event])
+    # a second write with a stale seq fails: neither the state nor its event is kept
+    stale = transition_event(builder, seq=1)
+    with pytest.raises(Exception, match="stored seq"):
+        await store.record_transition(
+            TransitionRecord("web", "1.0.0", "up", "a", "b", 1, 3.0), [stale]
+        )
+    rows = await store.outbox_peek(10)
+    assert [r.event_id for r in rows] == [event.id]
+    assert (await store.outbox_stats()).events == 1
+
+
+async def test_outbox_drains_in_order(store: SqliteStore) -> None:
+    builder = EventBuilder("n")
+    events = [transition_event(builder, seq=i) for i in range(4)]
+    await store.append_events(events)
+    rows = await store.outbox_peek(2)
+    assert [r.event_id for r in rows] == [e.id for e in events[:2]]
+    await store.outbox_remove(rows[-1].rowid)
+    rest = await store.outbox_peek(10)
+    assert [r.event_id for r in rest] == [e.id for e in events[2:]]
+    assert [json.loads(r.body)["id"] for r in rest] == [e.id for e in events[2:]]
+    stats = await store.outbox_stats()
+    assert (stats.events, stats.bytes) == (2, sum(len(e.body) for e in events[2:]))
+
+
+async def test_full_outbox_drops_the_oldest_and_counts_across_restarts(
+    store: SqliteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    builder = EventBuilder("n")
+    events = [transition_event(builder, seq=i) for i in range(8)]
+    for e in events:
+        await store.append_events([e])
+    assert [r.event_id for r in await store.outbox_peek(10)] == [e.id for e in events[3:]]
+    assert (await store.outbox_stats()).dropped == 3
+    assert "event outbox full: dropped the 1 oldest events (1 in all)" in caplog.text
+    await store.close()
+    reopened = SqliteStore(tmp_path / "steward.db", OutboxLimits(max_events=5))
+    await reopened.open()
+    try:
+        stats = await reopened.outbox_stats()
+        assert (stats.events, stats.dropped) == (5, 3)
+    finally:
+        await reopened.close()
+    await store.open()
+
+
+async def test_byte_bound_drops_too(tmp_path: Path) -> None:
+    builder = EventBuilder("n")
+    one = len(transition_event(builder).body)
+    s = SqliteStore(tmp_path / "b.db", OutboxLimits(max_events=1000, max_bytes=one * 3 + 10))
+    await s.open()
+    try:
+        for i in range(5):
+            await s.append_events([transition_event(builder, seq=i)])
+        stats = await s.outbox_stats()
+        assert (stats.events, stats.dropped) == (3, 2)
+        assert stats.bytes <= one * 3 + 10
+    finally:
+        await s.close()
+
+
+# what a running machine emits ------------------------------------------------------------------
+async def test_a_transition_emits_its_event_with_the_record(harnesses: Any) -> None:
+    h = harnesses(machine_spec())
+    await h.start()
+    sub = h.events.subscribe(kind=EventKind.TRANSITION)
+    await h.machine.fire("up")
+    (stored,) = h.store.outbox
+    assert (await sub.next()).id == stored.id
+    data = parse_event(stored.body).get_data()
+    assert isinstance(data, dict)
+    assert (data["seq"], data["from_state"], data["to_state"]) == (1, "a", "b")
+    assert data["instance"] == h.machine.instance
+
+
+async def test_watcher_state_is_announced_when_the_outcome_changes(harnesses: Any) -> None:
+    h = harnesses(machine_spec(w("probe", interval=1)))
+    await h.start()
+    probe = h.watcher("probe")
+    for outcome in (Outcome.SUCCESS, Outcome.SUCCESS, Outcome.FAILURE, Outcome.UNCHANGED):
+        probe.feed(outcome)
+        await h.clock.advance(1)
+    outcomes = [
+        parse_event(e.body).get_data()["outcome"]  # type: ignore[index]
+        for e in h.store.outbox
+        if e.kind is EventKind.WATCHER
+    ]
+    assert outcomes == ["success", "failure"]
+
+
+async def test_announce_interval_repeats_an_unchanged_outcome(harnesses: Any) -> None:
+    from dataclasses import replace
+
+    probe_spec = replace(w("probe", interval=30), announce_interval=60.0)
+    h = harnesses(machine_spec(probe_spec))
+    await h.start()
+    probe = h.watcher("probe")
+    for _ in range(5):  # t = 0, 30, 60, 90, 120
+        probe.feed(Outcome.SUCCESS)
+        await h.clock.advance(30)
+    watcher_events = [e for e in h.store.outbox if e.kind is EventKind.WATCHER]
+    assert len(watcher_events) == 3  # at 0, 60 and 120
+
+
+async def test_lifecycle_events_for_start_reload_and_removal() -> None:
+    import random
+
+    from steward.daemon.node import Node
+    from steward.watchers.registry import WatcherRegistry
+    from tests.fakes import FakeClock, FakeStore, ScriptedWatcher
+
+    store = FakeStore()
+    hub = EventHub(EventBuilder("n"))
+    node = Node(
+        "n",
+        store=store,
+        registry=WatcherRegistry([ScriptedWatcher]),
+        clock=FakeClock(),
+        rng=random.Random(0),
+        events=hub,
+    )
+    spec = machine_spec()
+    await node.add(spec)
+    await node.get("m").fire("up")
+    from dataclasses import replace
+
+    await node.replace(replace(spec, version="1.1.0", checksum="y"))
+    await node.remove("m")
+    await settle()
+    steps = [
+        parse_event(e.body).get_data()["step"]  # type: ignore[index]
+        for e in store.outbox
+        if e.kind is EventKind.LIFECYCLE
+    ]
+    assert steps == ["loaded", "started", "reloaded", "resumed", "removed"]

@@ -97,7 +97,8 @@ def build_app(daemon: Daemon) -> web.Application:
                 await resp.write(_sse(env))
             while True:
                 try:
-                    env = await asyncio.wait_for(sub.next(), KEEPALIVE)
+                    async with asyncio.timeout(KEEPALIVE):
+                        env = await sub.next()
                 except TimeoutError:
                     await resp.write(b": keepalive\n\n")
                     continue

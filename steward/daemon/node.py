@@ -42,7 +42,9 @@ class Node:
         self._rng = rng
         self.machines: dict[str, RunningMachine] = {}
         # (source machine, transition) -> [(subscriber machine, its transition)]
-        self._subscribers: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self._subscribers: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        # machine -> machines with a watcher that requires one of its states
+        self._dependents: dict[str, set[str]] = defaultdict(set)
 
     def get(self, name: str) -> RunningMachine:
         try:
@@ -66,7 +68,7 @@ class Node:
         )
         await machine.start()
         self.machines[spec.name] = machine
-        self._index()
+        self._register(spec)
         if replacing is None:
             await machine.announce(LifecycleStep.LOADED, {"path": str(spec.path)})
         else:
@@ -87,7 +89,7 @@ class Node:
         machine = self.machines.pop(name, None)
         if machine is None:
             return
-        self._index()
+        self._unregister(machine.spec)
         await machine.stop()
         if announce:
             await machine.announce(LifecycleStep.REMOVED)
@@ -117,6 +119,7 @@ class Node:
         machines = list(self.machines.values())
         self.machines.clear()
         self._subscribers.clear()
+        self._dependents.clear()
         await asyncio.gather(*(m.stop() for m in machines), return_exceptions=True)
 
     # NodeLink ----------------------------------------------------------------------------------
@@ -133,14 +136,32 @@ class Node:
 
     # ----------------------------------------------------------------------------------------
     def _tell_dependents(self, name: str) -> None:
-        for other in self.machines.values():
-            if other.name != name and other.depends_on(name):
-                other.foreign_changed()
+        for other in self._dependents.get(name, ()):
+            machine = self.machines.get(other)
+            if machine is not None:
+                machine.foreign_changed()
 
-    def _index(self) -> None:
-        index: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-        for m in self.machines.values():
-            for t in m.spec.transitions:
-                for sub in t.subscribe:
-                    index[(sub.machine_name, sub.event)].append((m.name, t.name))
-        self._subscribers = dict(index)
+    def _register(self, spec: MachineSpec) -> None:
+        for t in spec.transitions:
+            for sub in t.subscribe:
+                self._subscribers[(sub.machine_name, sub.event)].append((spec.name, t.name))
+        for w in spec.watchers:
+            for fs in w.foreign_state_required:
+                self._dependents[fs.machine_name].add(spec.name)
+
+    def _unregister(self, spec: MachineSpec) -> None:
+        for t in spec.transitions:
+            for sub in t.subscribe:
+                key = (sub.machine_name, sub.event)
+                entries = [e for e in self._subscribers.get(key, []) if e[0] != spec.name]
+                if entries:
+                    self._subscribers[key] = entries
+                else:
+                    self._subscribers.pop(key, None)
+        for w in spec.watchers:
+            for fs in w.foreign_state_required:
+                dependents = self._dependents.get(fs.machine_name)
+                if dependents is not None:
+                    dependents.discard(spec.name)
+                    if not dependents:
+                        del self._dependents[fs.machine_name]

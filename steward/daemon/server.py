@@ -32,9 +32,13 @@ from steward.events.hub import EventHub
 from steward.events.publisher import NatsPublisher
 from steward.machine.discovery import MACHINE_FILE
 from steward.machine.persistence import SqliteStore
+from steward.machine.spec import MachineSpec
 from steward.watchers.registry import WatcherRegistry, default_registry
 
 log = logging.getLogger("steward.daemon")
+
+
+START_BATCH = 64  # machines started concurrently during a rescan
 
 
 class ExitCode(IntEnum):
@@ -78,7 +82,6 @@ class Daemon:
             rng=self.rng,
             events=self.events,
         )
-        self._failed_files: dict[str, list[str]] = {}
         self.problems: list[Problem] = []
         self.started_at = 0.0
         self._api: ControlSocket | None = None
@@ -181,7 +184,7 @@ class Daemon:
             return
         fresh = self._log_problems(report)
         self.problems = report.problems
-        await self._announce_failures(report)
+        await self._announce_failures(report, fresh)
         wanted = {s.name: s for s in report.specs}
         rejected_paths = set(report.rejected)
         for name, machine in list(self.node.machines.items()):
@@ -218,49 +221,49 @@ class Daemon:
                 continue
             await self.node.remove(name)
             log.info("machine stopped", extra={"machine": name, "version": machine.spec.version})
-        for name, spec in wanted.items():
-            if name in self.node.machines:
-                continue
-            try:
-                machine = await self.node.add(spec)
-            except StoreError as exc:
-                log.error(
-                    "cannot start machine %s: %s",
-                    name,
-                    exc,
-                    extra={"machine": name, "error": str(exc)},
-                )
-                continue
-            log.info(
-                "machine %s %s in state %s",
-                name,
-                "resumed" if machine.resumed else "started",
-                machine.state,
-                extra={
-                    "machine": name,
-                    "version": spec.version,
-                    "state": machine.state,
-                    "path": str(spec.path),
-                },
-            )
-
+        new_specs = [spec for name, spec in wanted.items() if name not in self.node.machines]
+        for i in range(0, len(new_specs), START_BATCH):
+            if self._should_exit.is_set():
+                log.info("stop requested: not starting the remaining machines")
+                break
+            # started together, so their store writes share commits
+            await asyncio.gather(*(self._start(spec) for spec in new_specs[i : i + START_BATCH]))
         log.debug(
             "machines directory rescanned",
             extra={"machines": len(self.node.machines), "rejected": len(report.rejected)},
         )
 
-    async def _announce_failures(self, report: LoadReport) -> None:
-        """A load_failed event per rejected file, once per distinct set of problems."""
+    async def _start(self, spec: MachineSpec) -> None:
+        name = spec.name
+        try:
+            machine = await self.node.add(spec)
+        except StoreError as exc:
+            log.error(
+                "cannot start machine %s: %s", name, exc, extra={"machine": name, "error": str(exc)}
+            )
+            return
+        log.info(
+            "machine %s %s in state %s",
+            name,
+            "resumed" if machine.resumed else "started",
+            machine.state,
+            extra={
+                "machine": name,
+                "version": spec.version,
+                "state": machine.state,
+                "path": str(spec.path),
+            },
+        )
+
+    async def _announce_failures(self, report: LoadReport, fresh: set[str]) -> None:
+        """A load_failed event per rejected file, once per content and problem set."""
         by_file: dict[str, list[Problem]] = {}
         for p in report.errors:
-            by_file.setdefault(p.file, []).append(p)
+            if p.file in fresh:
+                by_file.setdefault(p.file, []).append(p)
         for file, problems in by_file.items():
-            key = [str(p) for p in problems]
-            if self._failed_files.get(file) == key:
-                continue
             name = Path(file).parent.name if Path(file).name == MACHINE_FILE else Path(file).stem
             await self.node.announce_load_failed(name or file, None, problems)
-        self._failed_files = {f: [str(p) for p in ps] for f, ps in by_file.items()}
 
     def _log_problems(self, report: LoadReport) -> set[str]:
         """Log each file's problems once per content (checksum) and problem set: rescanning an

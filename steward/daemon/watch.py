@@ -194,7 +194,8 @@ class MachinesWatch:
     async def _backstop(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._stopping.wait(), self.rescan_interval)
+                async with asyncio.timeout(self.rescan_interval):  # not wait_for: see exec.py
+                    await self._stopping.wait()
                 return
             except TimeoutError:
                 self.wake()

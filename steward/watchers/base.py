@@ -152,6 +152,9 @@ class Watcher(ABC):
         while True:
             started = self.clock.monotonic()
             await self._run_once(self.machine.state_version)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                return  # a cancellation a library swallowed must still end the loop
             interval = self.interval
             if not interval:
                 return

@@ -201,8 +201,11 @@ async def run_process(
     pid = transport.get_pid()
     timed_out = False
     try:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # arrives as the process exits, leaving a stopped watcher running
         try:
-            await asyncio.wait_for(asyncio.shield(capture.exited), time_limit)
+            async with asyncio.timeout(time_limit):
+                await asyncio.shield(capture.exited)
         except TimeoutError:
             timed_out = True
             _kill_group(pid)
@@ -211,8 +214,7 @@ async def run_process(
     except asyncio.CancelledError:
         _kill_group(pid)
         # reap it before going on, so a stopped watcher leaves no process behind
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(capture.exited), REAP_TIMEOUT)
+        await asyncio.wait([capture.exited], timeout=REAP_TIMEOUT)
         transport.close()
         raise
     code = transport.get_returncode()

@@ -353,3 +353,25 @@ async def test_a_transition_waiting_when_the_machine_stops_is_rejected(harnesses
             await waiter
     with pytest.raises(TransitionRejected, match="the machine stopped"):
         await h.machine.fire("up")
+
+
+async def test_a_check_that_swallows_cancellation_still_stops_its_loop() -> None:
+    """Python 3.11's wait_for can swallow a cancel; the loop must end anyway."""
+    import asyncio
+
+    from steward.watchers.base import WatcherResult
+
+    class Swallowing(ScriptedWatcher):
+        async def check(self) -> WatcherResult:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass  # what the library bug does
+            return WatcherResult(Outcome.UNCHANGED)
+
+    h = Harness(machine_spec())
+    watcher = Swallowing(w("s", interval=1), h.machine, h.clock, random.Random(0))
+    watcher.activate()
+    await settle()
+    await asyncio.wait_for(watcher.close(), 5)
+    assert not watcher.active

@@ -1,0 +1,683 @@
+#!/usr/bin/env python3
+"""Load benchmark: start the real daemon on N generated machines and measure what it costs.
+
+Every machine has two states, ``idle`` and ``checking``. An exec watcher runs ``/bin/true``
+every ``--interval`` in both states and fires ``check`` (idle -> checking); a timer of half
+the interval fires ``done`` (checking -> idle). So each machine runs one process and makes
+two committed transitions per interval, and every figure below is for machines that really
+run, not machines that sit idle.
+
+Figures: the time from spawning the daemon until ``steward status --json`` lists all N
+machines (and the daemon's own ``load_seconds``), the daemon's RSS (peak and final) against
+the RSS of a bare interpreter that imports the CLI, CPU (daemon and reaped children, % of
+one core), exec runs done against the configured rate (and the effective interval between
+runs of each watcher, exact whatever the phase of the window), and the time SIGTERM takes to
+stop. The sampling window starts once every exec watcher has run once. The box's load
+average is recorded: other processes on it skew every figure.
+
+    .venv/bin/python bench/load_machines.py --quick --no-record   # smoke run
+    .venv/bin/python bench/load_machines.py                       # 1000 machines, 30 s
+
+Results are appended to ``bench/RESULTS.md`` unless ``--no-record``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+RESULTS_FILE = BENCH_DIR / "RESULTS.md"
+RESULTS_HEADER = """# steward benchmark results
+
+Appended by the scripts in `bench/` (see each script's docstring for what it measures).
+Newest last. Figures are from one run each; compare runs from the same machine only.
+"""
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BASELINE_CODE = "import steward.cmd.main; import time; time.sleep(3)"
+READY_TIMEOUT = 300.0  # seconds to wait for the daemon to list every machine
+STOP_TIMEOUT = 60.0  # seconds to wait after SIGTERM before SIGKILL
+STATUS_TIMEOUT = 60.0  # seconds one `steward status` call may take
+
+MACHINE_TEMPLATE = """\
+name: {name}
+version: "1.0.0"
+initial_state: idle
+splay_start: 0
+description: load benchmark machine {index}
+transitions:
+  - name: check
+    from: [idle]
+    destination: checking
+  - name: done
+    from: [checking]
+    destination: idle
+watchers:
+  - name: probe
+    type: exec
+    state_match: [idle, checking]
+    success_transition: check
+    interval: {interval}
+    properties:
+      command: /bin/true
+      timeout: 10s
+  - name: settle
+    type: timer
+    state_match: [checking]
+    fail_transition: done
+    properties:
+      timer: {timer}
+"""
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on; the message says why."""
+
+
+# arguments -------------------------------------------------------------------------------------
+def duration_arg(text: str) -> float:
+    """``5``, ``5s``, ``500ms`` or ``1m`` -> seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 5s, 500ms, 1m)")
+    value = float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+    if value < 0.1:
+        raise argparse.ArgumentTypeError("must be at least 100ms (steward's minimum interval)")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Start the steward daemon on N generated machines and measure load time, "
+        "memory, CPU, exec throughput and stop time.",
+    )
+    parser.add_argument(
+        "--machines", type=positive_int, default=None, help="number of machines (default 1000)"
+    )
+    parser.add_argument(
+        "--interval",
+        type=duration_arg,
+        default=5.0,
+        help="exec watcher interval, e.g. 5s or 500ms (default 5s)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=duration_arg,
+        default=None,
+        help="how long to sample once all machines run, e.g. 30s (default 30s)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 50 machines for 5 s (unless overridden)"
+    )
+    parser.add_argument(
+        "--no-record", action="store_true", help=f"do not append to {RESULTS_FILE.name}"
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=duration_arg,
+        default=READY_TIMEOUT,
+        help=f"give up if not all machines run after this long (default {READY_TIMEOUT:g}s)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the machines and state dirs (and the log)"
+    )
+    args = parser.parse_args(argv)
+    if args.machines is None:
+        args.machines = 50 if args.quick else 1000
+    if args.duration is None:
+        args.duration = 5.0 if args.quick else 30.0
+    return args
+
+
+# /proc -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProcSample:
+    at: float  # monotonic
+    rss_kib: int
+    hwm_kib: int
+    threads: int
+    self_ticks: int  # utime + stime
+    child_ticks: int  # cutime + cstime (reaped children)
+
+
+def proc_sample(pid: int) -> ProcSample | None:
+    """RSS, peak RSS, threads and CPU ticks of ``pid``; None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    values: dict[str, str] = {}
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        values[key] = value.strip()
+    if "VmRSS" not in values:  # a zombie has no memory left to report
+        return None
+    # fields after "(comm)": state is field 3, utime 14, stime 15, cutime 16, cstime 17
+    rest = stat[stat.rindex(")") + 2 :].split()
+    utime, stime, cutime, cstime = (int(rest[i]) for i in (11, 12, 13, 14))
+    return ProcSample(
+        at=time.monotonic(),
+        rss_kib=int(values["VmRSS"].split()[0]),
+        hwm_kib=int(values.get("VmHWM", "0 kB").split()[0]),
+        threads=int(values.get("Threads", "0")),
+        self_ticks=utime + stime,
+        child_ticks=cutime + cstime,
+    )
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or "unknown"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+# the baseline ----------------------------------------------------------------------------------
+def measure_baseline() -> int:
+    """Peak RSS (KiB) of a bare interpreter that imports the CLI and sleeps."""
+    proc = subprocess.Popen([sys.executable, "-c", BASELINE_CODE])
+    peak = 0
+    try:
+        while proc.poll() is None:
+            sample = proc_sample(proc.pid)
+            if sample is not None:
+                peak = max(peak, sample.rss_kib)
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    if proc.returncode != 0:
+        raise BenchError(f"baseline process failed (exit {proc.returncode}): {BASELINE_CODE}")
+    return peak
+
+
+# machines --------------------------------------------------------------------------------------
+def ms(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
+
+
+def write_machines(machines_dir: Path, count: int, interval: float) -> None:
+    for i in range(count):
+        directory = machines_dir / f"m{i}"
+        directory.mkdir(mode=0o755)
+        path = directory / "machine.yaml"
+        path.write_text(
+            MACHINE_TEMPLATE.format(
+                name=f"m{i}", index=i, interval=ms(interval), timer=ms(interval / 2)
+            )
+        )
+        path.chmod(0o644)  # the daemon refuses group/other-writable machine files
+
+
+# the daemon ------------------------------------------------------------------------------------
+@dataclass
+class Status:
+    at: float  # monotonic, midway through the call
+    machines: int
+    exec_runs: int
+    timer_runs: int
+    transitions: int
+    rejected: int
+    store_errors: int
+    states: dict[str, int] = field(default_factory=dict)
+    # per exec watcher ("machine/watcher"): (runs, wall-clock start of its last run)
+    exec_watchers: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+
+def effective_intervals(a: Status, b: Status) -> list[float]:
+    """Per exec watcher, the mean time between its runs from snapshot ``a`` to ``b``.
+
+    Exact whatever the phase of the window, unlike counting runs (machines without splay
+    all run in the same instant, so a window holds 6 or 7 bursts depending on where it falls).
+    """
+    out: list[float] = []
+    for key, (runs_b, at_b) in b.exec_watchers.items():
+        runs_a, at_a = a.exec_watchers.get(key, (0, 0.0))
+        if runs_a and runs_b > runs_a:
+            out.append((at_b - at_a) / (runs_b - runs_a))
+    return out
+
+
+def query_status(state_dir: Path) -> Status | None:
+    """``steward status --json`` through the CLI; None while the daemon does not answer."""
+    started = time.monotonic()
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "steward", "status", "--json", "--state-dir", str(state_dir)],
+            capture_output=True,
+            text=True,
+            timeout=STATUS_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    at = (started + time.monotonic()) / 2
+    if out.returncode != 0:
+        return None
+    data = json.loads(out.stdout)
+    status = Status(at, len(data["machines"]), 0, 0, 0, 0, 0)
+    for m in data["machines"]:
+        status.transitions += m.get("transitions_fired", 0)
+        status.rejected += m.get("transitions_rejected", 0)
+        status.store_errors += 1 if m.get("store_error") else 0
+        status.states[m["state"]] = status.states.get(m["state"], 0) + 1
+        for w in m["watchers"]:
+            if w["type"] == "exec":
+                status.exec_runs += w["runs"]
+                if w.get("last_run_at") is not None:
+                    # when the last run started: the loop schedules runs by their start
+                    started = float(w["last_run_at"]) - float(w.get("last_duration") or 0.0)
+                    status.exec_watchers[f"{m['name']}/{w['name']}"] = (w["runs"], started)
+            elif w["type"] == "timer":
+                status.timer_runs += w["runs"]
+    return status
+
+
+def read_log(log_path: Path) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    with contextlib.suppress(OSError), log_path.open(errors="replace") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = {"level": "raw", "msg": line.rstrip()}
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def log_tail(log_path: Path, lines: int = 10) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"
+
+
+@dataclass
+class Figures:
+    machines: int
+    interval: float
+    duration: float
+    baseline_kib: int = 0
+    ready_seconds: float = 0.0
+    load_seconds: float | None = None
+    window_seconds: float = 0.0
+    rss_peak_kib: int = 0
+    rss_final_kib: int = 0
+    hwm_kib: int = 0
+    threads_peak: int = 0
+    cpu_self_pct: float = 0.0
+    cpu_children_pct: float = 0.0
+    exec_runs: int = 0
+    exec_expected: float = 0.0
+    timer_runs: int = 0
+    transitions: int = 0
+    rejected: int = 0
+    store_errors: int = 0
+    stop_seconds: float = 0.0
+    exit_code: int | None = None
+    log_levels: dict[str, int] = field(default_factory=dict)
+    # the most frequent warning/error messages (machine names stripped), with their counts
+    problems: list[tuple[str, int]] = field(default_factory=list)
+    loadavg: str = "?"  # the box's 1/5/15 min load average when the run started
+
+    @property
+    def cpu_total_pct(self) -> float:
+        return self.cpu_self_pct + self.cpu_children_pct
+
+    def per_machine_kib(self, rss_kib: int) -> float:
+        return (rss_kib - self.baseline_kib) / self.machines
+
+    interval_mean: float = 0.0  # effective time between runs of one exec watcher
+    interval_max: float = 0.0
+
+    @property
+    def exec_ratio(self) -> float:
+        return self.exec_runs / self.exec_expected if self.exec_expected else 0.0
+
+    @property
+    def cpu_ms_per_run(self) -> float:
+        if not self.exec_runs:
+            return 0.0
+        return self.cpu_total_pct / 100 * self.window_seconds * 1000 / self.exec_runs
+
+    def lines(self) -> list[tuple[str, str]]:
+        mib = 1024
+        load = f"{self.load_seconds:.2f} s" if self.load_seconds is not None else "not logged"
+        return [
+            ("ready (spawn -> status lists all)", f"{self.ready_seconds:.2f} s"),
+            ("daemon load_seconds (log)", load),
+            (
+                "baseline RSS (python + import steward.cmd.main)",
+                f"{self.baseline_kib / mib:.1f} MiB",
+            ),
+            (
+                "RSS peak (sampled)",
+                f"{self.rss_peak_kib / mib:.1f} MiB "
+                f"({self.per_machine_kib(self.rss_peak_kib):.1f} KiB/machine over baseline)",
+            ),
+            (
+                "RSS final",
+                f"{self.rss_final_kib / mib:.1f} MiB "
+                f"({self.per_machine_kib(self.rss_final_kib):.1f} KiB/machine over baseline)",
+            ),
+            ("VmHWM (kernel peak RSS)", f"{self.hwm_kib / mib:.1f} MiB"),
+            ("threads peak", str(self.threads_peak)),
+            (
+                "CPU, % of one core (avg)",
+                f"{self.cpu_total_pct:.1f} % (daemon {self.cpu_self_pct:.1f} %, "
+                f"children {self.cpu_children_pct:.1f} %)",
+            ),
+            ("CPU per exec run", f"{self.cpu_ms_per_run:.2f} ms"),
+            (
+                "exec runs vs expected",
+                f"{self.exec_runs} / {self.exec_expected:.0f} ({self.exec_ratio:.1%}) "
+                f"in {self.window_seconds:.1f} s",
+            ),
+            (
+                "effective exec interval (mean / max)",
+                f"{self.interval_mean:.3f} s / {self.interval_max:.3f} s "
+                f"(configured {self.interval:g} s)",
+            ),
+            (
+                "transitions (fired / rejected)",
+                f"{self.transitions} / {self.rejected}, store errors {self.store_errors}",
+            ),
+            ("stop (SIGTERM -> exit)", f"{self.stop_seconds:.2f} s, exit {self.exit_code}"),
+            (
+                "log lines by level",
+                ", ".join(f"{k} {v}" for k, v in sorted(self.log_levels.items())),
+            ),
+            (
+                "top warnings/errors",
+                "; ".join(f"{n}x {msg!r}" for msg, n in self.problems) or "none",
+            ),
+        ]
+
+
+class Daemon:
+    """The real daemon, as a subprocess, its stderr going to a log file."""
+
+    def __init__(self, machines_dir: Path, state_dir: Path, log_path: Path) -> None:
+        self.machines_dir = machines_dir
+        self.state_dir = state_dir
+        self.log_path = log_path
+        self._log: TextIO | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Spawn; returns the monotonic spawn time."""
+        self._log = self.log_path.open("w")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "steward",
+                "run",
+                "--machines",
+                str(self.machines_dir),
+                "--state-dir",
+                str(self.state_dir),
+                "--log-format",
+                "json",
+                "--node",
+                "bench",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        return started
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def failed(self, what: str) -> BenchError:
+        code = self.proc.poll() if self.proc is not None else None
+        return BenchError(f"{what} (daemon exit code {code}); log tail:\n{log_tail(self.log_path)}")
+
+    def stop(self) -> tuple[float, int | None]:
+        """SIGTERM, wait; returns (seconds to exit, exit code). SIGKILL after STOP_TIMEOUT."""
+        assert self.proc is not None
+        started = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return time.monotonic() - started, self.proc.returncode
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def wait_ready(daemon: Daemon, count: int, spawned: float, timeout: float) -> tuple[float, Status]:
+    """Poll status until it lists ``count`` machines; (seconds since spawn, that status)."""
+    deadline = spawned + timeout
+    seen: int | None = None
+    while time.monotonic() < deadline:
+        if not daemon.alive():
+            raise daemon.failed("the daemon exited before all machines were running")
+        status = query_status(daemon.state_dir)
+        if status is not None:
+            if status.machines >= count:
+                return time.monotonic() - spawned, status
+            seen = status.machines
+        time.sleep(0.1)
+    started = any(
+        str(r.get("msg", "")).startswith("steward started") for r in read_log(daemon.log_path)
+    )
+    raise daemon.failed(
+        f"status did not list {count} machines within {timeout:.0f} s (last answer: "
+        f"{'none' if seen is None else seen} machines; 'steward started' "
+        f"{'was' if started else 'was not'} logged)"
+    )
+
+
+def wait_first_runs(daemon: Daemon, status: Status, count: int, interval: float) -> Status:
+    """Wait until every exec watcher has run once, so the window starts in steady state."""
+    deadline = time.monotonic() + 2 * interval + 30
+    while len(status.exec_watchers) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if not daemon.alive():
+            raise daemon.failed("the daemon exited while running")
+        status = query_status(daemon.state_dir) or status
+    return status
+
+
+def run_bench(args: argparse.Namespace) -> Figures:
+    figures = Figures(args.machines, args.interval, args.duration, loadavg=loadavg())
+    if float(figures.loadavg.split()[0].replace("?", "0")) > (os.cpu_count() or 1) / 2:
+        print(f"warning: the box is busy (load average {figures.loadavg}); figures will be skewed")
+    print(f"baseline: {sys.executable} -c {BASELINE_CODE!r}", flush=True)
+    figures.baseline_kib = measure_baseline()
+
+    machines_dir = Path(tempfile.mkdtemp(prefix="steward-bench-machines-"))
+    state_dir = Path(tempfile.mkdtemp(prefix="sb-", dir="/tmp"))  # socket path < 108 bytes
+    log_path = state_dir / "daemon.log"
+    daemon = Daemon(machines_dir, state_dir, log_path)
+    try:
+        write_machines(machines_dir, args.machines, args.interval)
+        print(
+            f"daemon: {args.machines} machines in {machines_dir}, state in {state_dir}", flush=True
+        )
+        spawned = daemon.start()
+        figures.ready_seconds, first = wait_ready(
+            daemon, args.machines, spawned, args.ready_timeout
+        )
+        print(f"ready after {figures.ready_seconds:.2f} s", flush=True)
+        first = wait_first_runs(daemon, first, args.machines, args.interval)
+        print(f"sampling for {args.duration:g} s", flush=True)
+
+        samples: list[ProcSample] = []
+        first_sample = proc_sample(daemon.pid)
+        if first_sample is None:
+            raise daemon.failed("the daemon vanished")
+        samples.append(first_sample)
+        end = first_sample.at + args.duration
+        while (now := time.monotonic()) < end:
+            time.sleep(min(1.0, end - now))
+            sample = proc_sample(daemon.pid)
+            if sample is None:
+                raise daemon.failed("the daemon exited while running")
+            samples.append(sample)
+        last = query_status(state_dir)
+        if last is None:
+            raise daemon.failed("status did not answer at the end of the run")
+
+        span = samples[-1].at - samples[0].at
+        figures.rss_peak_kib = max(s.rss_kib for s in samples)
+        figures.rss_final_kib = samples[-1].rss_kib
+        figures.hwm_kib = samples[-1].hwm_kib
+        figures.threads_peak = max(s.threads for s in samples)
+        ticks = CLK_TCK * span
+        figures.cpu_self_pct = (samples[-1].self_ticks - samples[0].self_ticks) / ticks * 100
+        figures.cpu_children_pct = (samples[-1].child_ticks - samples[0].child_ticks) / ticks * 100
+        figures.window_seconds = last.at - first.at
+        figures.exec_runs = last.exec_runs - first.exec_runs
+        figures.exec_expected = args.machines * figures.window_seconds / args.interval
+        figures.timer_runs = last.timer_runs - first.timer_runs
+        intervals = effective_intervals(first, last)
+        if intervals:
+            figures.interval_mean = sum(intervals) / len(intervals)
+            figures.interval_max = max(intervals)
+        figures.transitions = last.transitions
+        figures.rejected = last.rejected
+        figures.store_errors = last.store_errors
+
+        figures.stop_seconds, figures.exit_code = daemon.stop()
+        records = read_log(log_path)
+        problems: dict[str, int] = {}
+        for record in records:
+            level = str(record.get("level", "?"))
+            figures.log_levels[level] = figures.log_levels.get(level, 0) + 1
+            if level in ("warning", "error", "critical", "raw"):
+                msg = re.sub(r"\bm\d+\b", "m<i>", str(record.get("msg", "")))[:80]
+                problems[msg] = problems.get(msg, 0) + 1
+            if str(record.get("msg", "")).startswith("steward started"):
+                load = record.get("load_seconds")
+                if isinstance(load, int | float):
+                    figures.load_seconds = float(load)
+        figures.problems = sorted(problems.items(), key=lambda kv: -kv[1])[:3]
+        return figures
+    finally:
+        daemon.close()
+        if args.keep:
+            print(f"kept: machines {machines_dir}, state and log {state_dir}")
+        else:
+            shutil.rmtree(machines_dir, ignore_errors=True)
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+# the record ------------------------------------------------------------------------------------
+def record(figures: Figures, path: Path) -> None:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows = "\n".join(f"| {name} | {value} |" for name, value in figures.lines())
+    section = f"""
+## load_machines: {figures.machines} machines, {figures.interval:g} s interval, \
+{figures.duration:g} s ({now})
+
+- machine: {os.cpu_count()} cores, {cpu_model()}; Python {platform.python_version()}, \
+{platform.system()} {platform.release()}
+- commit: `{git_commit()}`; load average at start: {figures.loadavg}
+- N = {figures.machines}, interval = {figures.interval:g} s, duration = {figures.duration:g} s; \
+each machine runs `/bin/true` every interval and makes two transitions per interval
+
+| figure | value |
+|---|---|
+{rows}
+"""
+    if not path.exists():
+        path.write_text(RESULTS_HEADER)
+    with path.open("a") as f:
+        f.write(section)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        figures = run_bench(args)
+    except BenchError as exc:
+        print(f"load_machines: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print(
+        f"--- {figures.machines} machines, interval {figures.interval:g} s, "
+        f"duration {figures.duration:g} s, load average at start {figures.loadavg}"
+    )
+    for name, value in figures.lines():
+        print(f"{name}: {value}")
+    if not args.no_record:
+        record(figures, RESULTS_FILE)
+        print(f"recorded in {RESULTS_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

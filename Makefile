@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
-.PHONY: venv run test lint typecheck pytest bench bench-reload clean
+.PHONY: venv run test lint typecheck pytest bench bench-reload bench-events bench-quick clean
 
 venv: $(STAMP)
 
@@ -33,8 +33,17 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 ## benchmarks; results are appended to bench/RESULTS.md
-bench: $(STAMP) bench-reload
+bench: $(STAMP) bench-reload bench-events
 	$(BIN)/python bench/load_machines.py --machines 1000
+
+## event latency (transition -> NATS subscriber) and sustained transitions/s with JetStream
+bench-events: $(STAMP)
+	$(BIN)/python bench/events_latency.py
+
+## smoke runs of every benchmark (nothing recorded)
+bench-quick: $(STAMP)
+	$(BIN)/python bench/load_machines.py --quick --no-record
+	$(BIN)/python bench/events_latency.py --quick --no-record
 
 ## reload latency: a machine file renamed into the dir -> running (p50/p99 over 50 drops)
 bench-reload: $(STAMP)

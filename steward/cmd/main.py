@@ -92,6 +92,11 @@ def cli() -> None:
 @click.option("--nats-server", "nats_servers", multiple=True, help="NATS URL (repeatable).")
 @click.option("--nats-stream", help="JetStream stream to publish into (default: core NATS).")
 @click.option("--nats-credentials", type=click.Path(dir_okay=False), help="NATS .creds file.")
+@click.option(
+    "--metrics-listen",
+    metavar="ADDR",
+    help="Prometheus endpoint HOST:PORT (default 127.0.0.1:9464; port 0: any free; off: none).",
+)
 @friendly
 def run(
     machines_dir: str | None,
@@ -105,6 +110,7 @@ def run(
     nats_servers: tuple[str, ...],
     nats_stream: str | None,
     nats_credentials: str | None,
+    metrics_listen: str | None,
 ) -> None:
     """Run the daemon in the foreground."""
     from steward.daemon.logs import setup_logging
@@ -125,6 +131,7 @@ def run(
             "nats_servers": nats_servers or None,
             "nats_stream": nats_stream,
             "nats_credentials": nats_credentials,
+            "metrics_listen": metrics_listen,
         },
     )
     setup_logging(config.log_format, config.log_level)
@@ -311,8 +318,13 @@ def events(
     async def from_nats() -> None:
         assert nats_url is not None
         subject = fleet_subject(prefix, node, machine, event_kind)
-        click.echo(f"subscribed to {subject} on {nats_url}", err=True)
-        await fleet_events(nats_url, subject, show, credentials=nats_credentials)
+        await fleet_events(
+            nats_url,
+            subject,
+            show,
+            credentials=nats_credentials,
+            on_subscribed=lambda: click.echo(f"subscribed to {subject} on {nats_url}", err=True),
+        )
 
     if node and not nats_url:
         _fail("--node needs --nats (the local daemon only has its own node's events)", Exit.USAGE)

@@ -50,6 +50,24 @@ def render_status(data: dict[str, Any], now: float | None = None) -> str:
             )
         if len(rows) > 1:
             lines.extend(_table(rows, "  "))
+    events = data.get("events")
+    if events:
+        outbox = events.get("outbox", {})
+        nats = events.get("nats")
+        link = "no NATS configured"
+        if nats:
+            link = "NATS " + (
+                "connected to " + str(nats.get("server"))
+                if nats.get("connected")
+                else "disconnected"
+            )
+            if nats.get("last_error") and not nats.get("connected"):
+                link += f" ({nats['last_error']})"
+        lines.append("")
+        lines.append(
+            f"events: {outbox.get('events', 0)} in the outbox, "
+            f"{outbox.get('dropped', 0)} dropped; {link}"
+        )
     problems = [p for p in data.get("problems", []) if p.get("severity") == "error"]
     if problems:
         lines.append("")

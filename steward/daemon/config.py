@@ -30,6 +30,8 @@ LOG_FORMATS = ("auto", "json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 EVENT_FORMATS = ("steward", "choria")
 SUBJECT_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+DEFAULT_METRICS_LISTEN = ("127.0.0.1", 9464)  # Prometheus, loopback only unless configured
+METRICS_OFF = ("", "off")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Config:
     events_prefix: str = "steward.events"
     outbox: OutboxLimits = field(default_factory=OutboxLimits)
     rescan_interval: float = DEFAULT_RESCAN_INTERVAL  # reload.rescan_interval
+    metrics_listen: tuple[str, int] | None = DEFAULT_METRICS_LISTEN  # None: no metrics endpoint
     source: Path | None = None  # the file this came from, if any
 
     @property
@@ -98,6 +101,20 @@ def load_config(
     return config
 
 
+def parse_listen(text: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6; port 0 picks a free one), or None for ``off``
+    or empty. ValueError says what is wrong."""
+    text = text.strip()
+    if text.lower() in METRICS_OFF:
+        return None
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"must be HOST:PORT (e.g. 127.0.0.1:9464) or off, got {text!r}")
+    return host, int(port)
+
+
 def _from_env(env: Mapping[str, str]) -> dict[str, str]:
     keys = {
         "STEWARD_NODE": "node",
@@ -109,6 +126,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, str]:
         "STEWARD_NATS_SERVERS": "nats_servers",
         "STEWARD_NATS_STREAM": "nats_stream",
         "STEWARD_NATS_CREDENTIALS": "nats_credentials",
+        "STEWARD_METRICS_LISTEN": "metrics_listen",
     }
     out: dict[str, Any] = {field: env[var] for var, field in keys.items() if env.get(var)}
     if "nats_servers" in out:
@@ -126,6 +144,11 @@ def _apply(config: Config, values: Mapping[str, Any], base: Path) -> Config:
                 p = Path(value).expanduser()
                 value = str(p if p.is_absolute() else base / p)
             nats[field_name] = tuple(value) if field_name == "servers" else value
+        elif key == "metrics_listen":
+            try:
+                changes[key] = parse_listen(value)
+            except ValueError as exc:
+                raise ConfigError(f"metrics listen address {exc}") from None
         elif key in ("machines_dir", "state_dir", "socket"):
             p = Path(value).expanduser()
             changes[key] = p if p.is_absolute() else base / p
@@ -174,6 +197,7 @@ def _read_file(path: Path) -> Config:
         _read_nats(doc, values)
         _read_events(doc, values)
         _read_reload(doc, values)
+        _read_metrics(doc, values)
         doc.finish()
     if problems.has_errors:
         raise ConfigError("invalid config:\n" + "\n".join(str(p) for p in problems.items))
@@ -240,3 +264,18 @@ def _read_reload(doc: Fields, values: dict[str, Any]) -> None:
     if interval is not None:
         values["rescan_interval"] = interval
     reload.finish(" in reload")
+
+
+def _read_metrics(doc: Fields, values: dict[str, Any]) -> None:
+    metrics = doc.mapping("metrics")
+    if metrics is None:
+        return
+    listen = metrics.string("listen", non_empty=False)  # "" or off: no endpoint
+    if listen is not None:
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            metrics.error("listen", str(exc))
+        else:
+            values["metrics_listen"] = listen
+    metrics.finish(" in metrics")

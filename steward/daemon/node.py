@@ -15,6 +15,7 @@ from steward.clock import Clock
 from steward.errors import MachineNotFound, Problem, StoreError
 from steward.events.envelope import LifecycleStep
 from steward.events.hub import EventHub
+from steward.machine.observer import NO_OBSERVER, MachineObserver
 from steward.machine.persistence import MachineStore
 from steward.machine.runtime import RunningMachine, TransitionResult
 from steward.machine.spec import MachineSpec
@@ -33,9 +34,11 @@ class Node:
         clock: Clock,
         rng: random.Random,
         events: EventHub,
+        observer: MachineObserver = NO_OBSERVER,
     ) -> None:
         self.name = name
         self.events = events
+        self._observer = observer  # each machine reports transitions and watcher runs to it
         self._store = store
         self._registry = registry
         self._clock = clock
@@ -65,6 +68,7 @@ class Node:
             clock=self._clock,
             rng=self._rng,
             events=self.events,
+            observer=self._observer,
         )
         await machine.start()
         self.machines[spec.name] = machine
@@ -107,6 +111,9 @@ class Node:
             at=self._clock.time(),
             detail={"problems": [p.as_dict() for p in problems]},
         )
+        if not self.events.durable:
+            self.events.committed([event], stored=False)
+            return
         try:
             await self._store.append_events([event])
         except StoreError as exc:

@@ -24,6 +24,13 @@ from steward.clock import Clock, SystemClock
 from steward.daemon.api import ControlSocket
 from steward.daemon.config import Config
 from steward.daemon.loader import LoadReport, SpecCache, display_path, load_directory
+from steward.daemon.metrics import (
+    MachineMetrics,
+    MetricsServer,
+    ReloadStats,
+    StewardCollector,
+    new_registry,
+)
 from steward.daemon.node import Node
 from steward.daemon.watch import MachinesWatch
 from steward.errors import ConfigError, Problem, Severity, StoreError
@@ -64,7 +71,7 @@ class Daemon:
         self.shutdown_timeout = shutdown_timeout
         self.store = SqliteStore(config.database_path, config.outbox)
         builder = EventBuilder(config.node, EventFormat(config.events_format), config.events_prefix)
-        self.events = EventHub(builder)
+        self.events = EventHub(builder, durable=config.nats.enabled)
         self.publisher: NatsPublisher | None = None
         if config.nats.enabled:
             self.publisher = NatsPublisher(
@@ -74,6 +81,11 @@ class Daemon:
                 stream_subjects=[builder.stream_subjects()],
                 client_name=f"steward {config.node}",
             )
+        # metrics: one registry per daemon; machines count what happens, the rest is read
+        # from these live objects at scrape time
+        self.reloads = ReloadStats()
+        self.metrics_registry = new_registry()
+        self.machine_metrics = MachineMetrics(self.metrics_registry)
         self.node = Node(
             config.node,
             store=self.store,
@@ -81,7 +93,20 @@ class Daemon:
             clock=self.clock,
             rng=self.rng,
             events=self.events,
+            observer=self.machine_metrics,
         )
+        self.metrics_registry.register(
+            StewardCollector(
+                self.node.machines,
+                clock=self.clock,
+                outbox=self.store,
+                events=self.events,
+                reloads=self.reloads,
+                nats=self.publisher.state if self.publisher is not None else None,
+            )
+        )
+        self._metrics: MetricsServer | None = None
+        self.metrics_error: str | None = None
         self.problems: list[Problem] = []
         self.started_at = 0.0
         self._api: ControlSocket | None = None
@@ -119,6 +144,7 @@ class Daemon:
         await self.store.open()
         self._api = ControlSocket(self, cfg.socket_path)
         await self._api.start()
+        await self._start_metrics()
         if self.publisher is not None:
             self.publisher.start()  # connects in the background; machines never wait for it
         self.started_at = self.clock.time()
@@ -134,10 +160,30 @@ class Daemon:
                 "machines_dir": str(cfg.machines_dir),
                 "state_dir": str(cfg.state_dir),
                 "socket": str(cfg.socket_path),
+                "metrics": self._metrics.listen if self._metrics is not None else None,
                 "load_seconds": round(time.monotonic() - t0, 3),
                 "version": __version__,
             },
         )
+
+    async def _start_metrics(self) -> None:
+        """Serve /metrics. A taken address is logged, not fatal: the machines matter more."""
+        if self.config.metrics_listen is None:
+            return
+        host, port = self.config.metrics_listen
+        server = MetricsServer(self.metrics_registry, host, port)
+        try:
+            await server.start()
+        except OSError as exc:
+            self.metrics_error = f"cannot listen on {server.listen}: {exc.strerror or exc}"
+            log.error(
+                "no metrics endpoint: %s; set metrics.listen or --metrics-listen",
+                self.metrics_error,
+                extra={"error": self.metrics_error},
+            )
+            return
+        self._metrics = server
+        log.info("metrics on http://%s/metrics", server.listen, extra={"metrics": server.listen})
 
     # main loop -----------------------------------------------------------------------------
     async def main_loop(self) -> None:
@@ -169,6 +215,7 @@ class Daemon:
         replaced; an invalid new version leaves the old one running; a removed file stops
         its machine; an unchanged machine is never touched.
         """
+        self.reloads.rescans += 1
         try:
             report = await asyncio.to_thread(
                 partial(
@@ -180,10 +227,12 @@ class Daemon:
                 )
             )
         except OSError as exc:
+            self.reloads.failures += 1
             log.error("cannot read machines directory: %s", exc, extra={"error": str(exc)})
             return
         fresh = self._log_problems(report)
         self.problems = report.problems
+        self.reloads.rejected_files = len(report.rejected)
         await self._announce_failures(report, fresh)
         wanted = {s.name: s for s in report.specs}
         rejected_paths = set(report.rejected)
@@ -203,6 +252,7 @@ class Daemon:
                 try:
                     replacement = await self.node.replace(new)
                 except StoreError as exc:
+                    self.reloads.failures += 1
                     log.error(
                         "cannot start machine %s: %s",
                         name,
@@ -210,6 +260,7 @@ class Daemon:
                         extra={"machine": name, "error": str(exc)},
                     )
                     continue
+                self.reloads.reloaded += 1
                 log.info(
                     "machine %s reloaded: %s -> %s, in state %s",
                     name,
@@ -220,6 +271,8 @@ class Daemon:
                 )
                 continue
             await self.node.remove(name)
+            self.reloads.removed += 1
+            self.machine_metrics.forget(name)
             log.info("machine stopped", extra={"machine": name, "version": machine.spec.version})
         new_specs = [spec for name, spec in wanted.items() if name not in self.node.machines]
         for i in range(0, len(new_specs), START_BATCH):
@@ -238,10 +291,12 @@ class Daemon:
         try:
             machine = await self.node.add(spec)
         except StoreError as exc:
+            self.reloads.failures += 1
             log.error(
                 "cannot start machine %s: %s", name, exc, extra={"machine": name, "error": str(exc)}
             )
             return
+        self.reloads.started += 1
         log.info(
             "machine %s %s in state %s",
             name,
@@ -261,6 +316,7 @@ class Daemon:
         for p in report.errors:
             if p.file in fresh:
                 by_file.setdefault(p.file, []).append(p)
+        self.reloads.rejected += len(by_file)
         for file, problems in by_file.items():
             name = Path(file).parent.name if Path(file).name == MACHINE_FILE else Path(file).stem
             await self.node.announce_load_failed(name or file, None, problems)
@@ -287,6 +343,8 @@ class Daemon:
         await self.watch.stop()  # lets a running rescan finish; no other starts
         if self._api is not None:
             await self._api.stop()
+        if self._metrics is not None:
+            await self._metrics.stop()
         stopping = asyncio.ensure_future(self.node.stop())
         force = asyncio.ensure_future(self._force_exit.wait())
         done, _ = await asyncio.wait(
@@ -324,6 +382,11 @@ class Daemon:
             "state_dir": str(self.config.state_dir),
             "machines": [m.status() for m in self.node.machines.values()],
             "events": self._events_status(),
+            "metrics": {
+                "listen": self._metrics.listen if self._metrics is not None else None,
+                "error": self.metrics_error,
+            },
+            "reload": self.reloads.as_dict(),
             "problems": [p.as_dict() for p in self.problems],
         }
 

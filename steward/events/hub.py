@@ -47,8 +47,12 @@ class LocalSubscription:
 
 
 class EventHub:
-    def __init__(self, builder: EventBuilder) -> None:
+    """``durable``: events go to the outbox for a publisher. Without NATS configured nobody
+    would ever read the outbox, so events are only handed to local consumers."""
+
+    def __init__(self, builder: EventBuilder, *, durable: bool = True) -> None:
         self.builder = builder
+        self.durable = durable
         self._subscribers: set[LocalSubscription] = set()
         self._recent: deque[Envelope] = deque(maxlen=RECENT)
         self.outbox_changed = asyncio.Event()  # the publisher's one-slot wake-up

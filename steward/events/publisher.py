@@ -104,6 +104,16 @@ class NatsPublisher:
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="nats-publisher")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """The publisher only ends when stopped; anything else is a bug to make loud, since
+        events would then wait in the outbox with nothing to say why."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self._failed(f"the NATS publisher stopped: {type(exc).__name__}: {exc}")
+        log.error("the NATS publisher stopped; events stay in the outbox", exc_info=exc)
 
     async def stop(self, grace: float) -> None:
         """Give the publisher up to ``grace`` seconds to deliver what is left, then close."""
@@ -224,18 +234,20 @@ class NatsPublisher:
         backoff = BACKOFF_START
         while True:
             try:
-                await js.stream_info(self.settings.stream)
-                return
-            except NotFoundError:
-                await js.add_stream(
-                    name=self.settings.stream,
-                    subjects=self._subjects,
-                    duplicate_window=DUPLICATE_WINDOW,
-                )
-                log.info(
-                    "created JetStream stream",
-                    extra={"stream": self.settings.stream, "subjects": self._subjects},
-                )
+                try:
+                    await js.stream_info(self.settings.stream)
+                except NotFoundError:
+                    # inside the outer try: a refused creation (e.g. the subjects overlap
+                    # another stream) is retried and reported, not the publisher's end
+                    await js.add_stream(
+                        name=self.settings.stream,
+                        subjects=self._subjects,
+                        duplicate_window=DUPLICATE_WINDOW,
+                    )
+                    log.info(
+                        "created JetStream stream",
+                        extra={"stream": self.settings.stream, "subjects": self._subjects},
+                    )
                 return
             except (NatsError, TimeoutError) as exc:
                 self._failed(f"JetStream stream {self.settings.stream}: {exc}")

@@ -24,6 +24,7 @@ from steward.errors import StoreError, TransitionRejected
 from steward.events.envelope import Envelope, LifecycleStep
 from steward.events.hub import EventHub
 from steward.machine.fsm import StateGraph
+from steward.machine.observer import NO_OBSERVER, MachineObserver
 from steward.machine.persistence import MachineStore, SavedMachine, TransitionRecord
 from steward.machine.spec import MachineSpec, WatcherSpec
 from steward.watchers.base import Outcome, Watcher, WatcherResult
@@ -91,9 +92,11 @@ class RunningMachine:
         clock: Clock,
         rng: random.Random,
         events: EventHub,
+        observer: MachineObserver = NO_OBSERVER,
     ) -> None:
         self.spec = spec
         self._events = events
+        self._observer = observer
         self.graph = StateGraph(spec)
         self.instance = uuid.uuid4().hex
         self._store = store
@@ -135,6 +138,7 @@ class RunningMachine:
         return dict(self.data)
 
     def submit_result(self, watcher: Watcher, result: WatcherResult, version: int) -> None:
+        self._observer.watcher_ran(self.name, watcher, result, watcher.last_duration or 0.0)
         self._queue.put_nowait(_Result(watcher, result, version))
 
     # lifecycle -------------------------------------------------------------------------------
@@ -279,6 +283,8 @@ class RunningMachine:
         if result.data:
             await self._merge_data(result.data)
         transition = _transition_for(spec, result.outcome)
+        if result.transition is not None and self.spec.transition(result.transition) is not None:
+            transition = result.transition  # named by the result (nagios), and defined here
         if transition is None:
             return
         if item.version != self.state_version:
@@ -306,6 +312,9 @@ class RunningMachine:
 
     async def _emit(self, envelopes: list[Envelope]) -> None:
         """Store events in the outbox, then hand them to local consumers and the publisher."""
+        if not self._events.durable:
+            self._events.committed(envelopes, stored=False)
+            return
         try:
             await self._store.append_events(envelopes)
         except StoreError as exc:
@@ -342,6 +351,7 @@ class RunningMachine:
         destination = self.graph.destination(name, current)
         if destination is None:
             self.transitions_rejected += 1
+            self._observer.rejected(self.name, name)
             reason = self._rejection(name, current)
             log.warning(
                 "transition %s rejected: %s",
@@ -369,7 +379,7 @@ class RunningMachine:
         )
         stored = True
         try:
-            await self._store.record_transition(record, [event])
+            await self._store.record_transition(record, [event] if self._events.durable else [])
         except StoreError as exc:
             stored = False
             self._store_failed(exc)  # keep running in memory; the error is visible in status
@@ -395,8 +405,9 @@ class RunningMachine:
         result = TransitionResult(
             self.name, name, current, destination, record.seq, now, cause, True
         )
-        self._events.committed([event], stored=stored)
+        self._events.committed([event], stored=stored and self._events.durable)
         self._reconcile(state_entered=True)
+        self._observer.transitioned(self.name, result)
         self._node.transitioned(self, result)
         return result
 

@@ -42,6 +42,9 @@ class WatcherResult:
     detail: str = ""
     data: Mapping[str, Any] | None = None  # merged into the machine's data
     payload: Mapping[str, Any] = field(default_factory=dict)  # type-specific state
+    # a transition named by the result (nagios: OK, WARNING, ...): fired instead of the
+    # outcome's success/fail transition when the machine defines it
+    transition: str | None = None
 
 
 class MachineHandle(Protocol):

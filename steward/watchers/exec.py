@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from steward.machine.source import Fields
-from steward.watchers.base import Outcome, Watcher, WatcherResult
+from steward.watchers.base import MachineHandle, Outcome, Watcher, WatcherResult
 
 TYPE = "exec"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -93,23 +93,10 @@ class ExecWatcher(Watcher):
         return not (self.props.suppress_success_announce and result.outcome is Outcome.SUCCESS)
 
     def _environment(self, data_file: str) -> dict[str, str]:
-        env = {
-            "PATH": f"{self.machine.directory}:{DEFAULT_PATH}",
-            "MACHINE_NAME": self.machine.name,
-            "MACHINE_STATE": self.machine.state,
-            "MACHINE_WATCHER_NAME": self.name,
-            "WATCHER_DATA": data_file,
-        }
+        env = minimal_environment(self.machine, self.name)
+        env["WATCHER_DATA"] = data_file
         env.update(self.props.environment)
         return env
-
-    def _resolve(self, program: str, path: str) -> str | None:
-        if "/" in program:
-            full = Path(program)
-            if not full.is_absolute():
-                full = self.machine.directory / full
-            return str(full)
-        return shutil.which(program, path=path)
 
     async def check(self) -> WatcherResult:
         props = self.props
@@ -122,7 +109,7 @@ class ExecWatcher(Watcher):
         data_file = await asyncio.to_thread(_write_data_file, self.machine.data_snapshot())
         try:
             env = self._environment(data_file)
-            program = self._resolve(props.argv[0], env["PATH"])
+            program = resolve_program(props.argv[0], self.machine.directory, env["PATH"])
             if program is None:
                 return WatcherResult(
                     Outcome.ERROR,
@@ -165,6 +152,26 @@ class ExecWatcher(Watcher):
                 Outcome.FAILURE, "parse_as_data: stdout is not a JSON object", payload=payload
             )
         return WatcherResult(Outcome.SUCCESS, "exit code 0", data=data, payload=payload)
+
+
+def minimal_environment(machine: MachineHandle, watcher: str) -> dict[str, str]:
+    """The variables every command a watcher runs gets (and nothing of the daemon's)."""
+    return {
+        "PATH": f"{machine.directory}:{DEFAULT_PATH}",
+        "MACHINE_NAME": machine.name,
+        "MACHINE_STATE": machine.state,
+        "MACHINE_WATCHER_NAME": watcher,
+    }
+
+
+def resolve_program(program: str, directory: Path, path: str) -> str | None:
+    """A path resolves against the machine dir; a bare name is looked up on ``path``."""
+    if "/" in program:
+        full = Path(program)
+        if not full.is_absolute():
+            full = directory / full
+        return str(full)
+    return shutil.which(program, path=path)
 
 
 @dataclass(frozen=True)

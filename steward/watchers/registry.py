@@ -30,8 +30,18 @@ def default_registry() -> WatcherRegistry:
     """The watcher types steward ships."""
     from steward.watchers import exec as exec_watcher
     from steward.watchers import file as file_watcher
+    from steward.watchers import health as health_watcher
+    from steward.watchers import nagios as nagios_watcher
+    from steward.watchers import schedule as schedule_watcher
     from steward.watchers import timer as timer_watcher
 
     return WatcherRegistry(
-        [exec_watcher.ExecWatcher, timer_watcher.TimerWatcher, file_watcher.FileWatcher]
+        [
+            exec_watcher.ExecWatcher,
+            timer_watcher.TimerWatcher,
+            file_watcher.FileWatcher,
+            health_watcher.HealthWatcher,
+            nagios_watcher.NagiosWatcher,
+            schedule_watcher.ScheduleWatcher,
+        ]
     )

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -167,6 +168,8 @@ class Daemon:
             "e2e",
             "--log-format",
             "json",
+            "--metrics-listen",
+            "127.0.0.1:0",  # a free port: daemons side by side never fight over 9464
         ]
 
     # process control ------------------------------------------------------------------------
@@ -270,6 +273,15 @@ class Daemon:
         )
         data: dict[str, Any] = json.loads(result.stdout)
         return data
+
+    def scrape(self) -> str:
+        """The text of ``GET /metrics`` (the port the daemon bound, from ``steward status``)."""
+        listen = self.status()["metrics"]["listen"]
+        assert listen, f"the daemon serves no metrics\n{self.log_tail()}"
+        with urllib.request.urlopen(f"http://{listen}/metrics", timeout=CLI_TIMEOUT) as response:
+            assert response.headers["Content-Type"].startswith("text/plain")
+            text: str = response.read().decode()
+            return text
 
     # waiting ---------------------------------------------------------------------------------
     def wait_for(

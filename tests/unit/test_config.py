@@ -131,7 +131,7 @@ def test_unknown_keys_name_file_line_and_column(tmp_path: Path) -> None:
         "invalid config:\n"
         f"{path}:4:3: log.colour: unknown field 'colour' in log (known: format, level)\n"
         f"{path}:5:1: nmae: unknown field 'nmae' "
-        "(known: api, events, log, machines_dir, nats, node, reload, state_dir)"
+        "(known: api, events, log, machines_dir, metrics, nats, node, reload, state_dir)"
     )
 
 
@@ -230,3 +230,38 @@ def test_reload_rescan_interval(tmp_path: Path) -> None:
 def test_bad_reload_settings_name_their_position(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     assert f"{path}:{message}" in config_error(path, env={})
+
+
+def test_metrics_listen_defaults_to_loopback(tmp_path: Path) -> None:
+    assert load_config(None, env={}).metrics_listen == ("127.0.0.1", 9464)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.0.0.0:9100", ("0.0.0.0", 9100)),
+        ("'[::1]:0'", ("::1", 0)),
+        ("localhost:9464", ("localhost", 9464)),
+        ("off", None),
+        ('""', None),
+    ],
+)
+def test_metrics_listen_in_file(tmp_path: Path, text: str, expected: Any) -> None:
+    path = write(tmp_path, f"metrics:\n  listen: {text}\n")
+    assert load_config(path, env={}).metrics_listen == expected
+
+
+def test_metrics_listen_env_and_flag(tmp_path: Path) -> None:
+    path = write(tmp_path, "metrics:\n  listen: 127.0.0.1:9000\n")
+    env = {"STEWARD_METRICS_LISTEN": "127.0.0.1:9001"}
+    assert load_config(path, env=env).metrics_listen == ("127.0.0.1", 9001)
+    config = load_config(path, env=env, overrides={"metrics_listen": "off"})
+    assert config.metrics_listen is None
+
+
+@pytest.mark.parametrize("text", ["9464", "127.0.0.1", ":9464", "127.0.0.1:http", "h:70000"])
+def test_bad_metrics_listen_names_its_position(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, f"metrics:\n  listen: '{text}'\n")
+    message = config_error(path, env={})
+    assert f"{path}:2:11: metrics.listen: must be HOST:PORT" in message
+    assert "must be HOST:PORT" in config_error(None, env={}, overrides={"metrics_listen": text})

@@ -305,3 +305,15 @@ async def test_lifecycle_events_for_start_reload_and_removal() -> None:
         if e.kind is EventKind.LIFECYCLE
     ]
     assert steps == ["loaded", "started", "reloaded", "resumed", "removed"]
+
+
+async def test_without_nats_events_reach_local_consumers_only(harnesses: Any) -> None:
+    h = harnesses(machine_spec())
+    h.events.durable = False  # what the daemon sets when no NATS is configured
+    await h.start()
+    sub = h.events.subscribe()
+    await h.machine.fire("up")
+    assert h.store.outbox == []
+    assert h.store.records[-1].seq == 1  # the state itself is still recorded
+    assert (await sub.next()).kind is EventKind.TRANSITION
+    assert not h.events.outbox_changed.is_set()

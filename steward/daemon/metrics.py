@@ -1,0 +1,343 @@
+"""Prometheus metrics: one registry per daemon, served over HTTP (loopback by default).
+
+Most values are read from the daemon's live objects when Prometheus scrapes
+(``StewardCollector``): machine states, time in state, watcher activity, health perfdata,
+outbox, NATS and reload counts. What cannot be read back later is counted as it happens
+(``MachineMetrics``, the machines' ``MachineObserver``): transitions by name, rejected
+transitions, watcher runs by outcome and their durations. The registry is never the
+module-level default, so several daemons (tests) can run in one process.
+
+    GET /metrics    the text exposition format
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from steward.clock import Clock
+from steward.events.publisher import PublisherState
+from steward.machine.persistence import OutboxStats
+from steward.machine.runtime import RunningMachine, TransitionResult
+from steward.watchers.base import Watcher, WatcherResult
+
+log = logging.getLogger("steward.metrics")
+
+# watcher run durations: a stat or timer takes milliseconds, an exec check up to minutes
+RUN_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+@dataclass
+class ReloadStats:
+    """What the daemon's rescans did (the rescan counts them; metrics and status read them)."""
+
+    rescans: int = 0
+    failures: int = 0  # the directory could not be read, or a machine could not be started
+    started: int = 0
+    reloaded: int = 0
+    removed: int = 0
+    rejected: int = 0  # invalid machine files found (once per content)
+    rejected_files: int = 0  # invalid machine files right now
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "rescans": self.rescans,
+            "failures": self.failures,
+            "started": self.started,
+            "reloaded": self.reloaded,
+            "removed": self.removed,
+            "rejected": self.rejected,
+            "rejected_files": self.rejected_files,
+        }
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry with the process, platform and garbage-collector collectors on it."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+class MachineMetrics:
+    """The counters a machine feeds as things happen; a ``MachineObserver``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.transitions = Counter(
+            "steward_transitions",
+            "Transitions committed, by machine and transition name.",
+            ["machine", "transition"],
+            registry=registry,
+        )
+        self.rejected_transitions = Counter(
+            "steward_transitions_rejected",
+            "Transitions refused because they are not valid from the current state.",
+            ["machine"],
+            registry=registry,
+        )
+        self.watcher_runs = Counter(
+            "steward_watcher_runs",
+            "Watcher checks finished, by outcome (success, failure, unchanged, error).",
+            ["machine", "watcher", "type", "outcome"],
+            registry=registry,
+        )
+        self.watcher_seconds = Histogram(
+            "steward_watcher_run_seconds",
+            "How long watcher checks took.",
+            ["machine", "watcher", "type"],
+            buckets=RUN_BUCKETS,
+            registry=registry,
+        )
+
+    # MachineObserver ---------------------------------------------------------------------
+    def transitioned(self, machine: str, result: TransitionResult) -> None:
+        self.transitions.labels(machine, result.transition).inc()
+
+    def rejected(self, machine: str, transition: str) -> None:
+        self.rejected_transitions.labels(machine).inc()
+
+    def watcher_ran(
+        self, machine: str, watcher: Watcher, result: WatcherResult, duration: float
+    ) -> None:
+        self.watcher_runs.labels(machine, watcher.name, watcher.TYPE, result.outcome.value).inc()
+        self.watcher_seconds.labels(machine, watcher.name, watcher.TYPE).observe(duration)
+
+    # -------------------------------------------------------------------------------------
+    def forget(self, machine: str) -> None:
+        """Drop a removed machine's series."""
+        for metric in (
+            self.transitions,
+            self.rejected_transitions,
+            self.watcher_runs,
+            self.watcher_seconds,
+        ):
+            metric.remove_by_labels({"machine": machine})
+
+
+class OutboxCounters(Protocol):
+    def outbox_snapshot(self) -> OutboxStats: ...
+
+
+class EmittedCount(Protocol):
+    @property
+    def emitted(self) -> int: ...
+
+
+class StewardCollector:
+    """Reads the daemon's live objects at scrape time (on the event loop, like the API)."""
+
+    def __init__(
+        self,
+        machines: Mapping[str, RunningMachine],
+        *,
+        clock: Clock,
+        outbox: OutboxCounters,
+        events: EmittedCount,
+        reloads: ReloadStats,
+        nats: PublisherState | None = None,
+    ) -> None:
+        self._machines = machines
+        self._clock = clock
+        self._outbox = outbox
+        self._events = events
+        self._reloads = reloads
+        self._nats = nats
+
+    def collect(self) -> Iterable[Metric]:
+        machines = list(self._machines.values())
+        yield from self._machine_families(machines)
+        yield from self._watcher_families(machines)
+        yield from self._event_families()
+        yield from self._reload_families()
+
+    def _machine_families(self, machines: list[RunningMachine]) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            "steward_machine_state",
+            "1 for the state the machine is in, 0 for its other states.",
+            labels=["machine", "state"],
+        )
+        seconds = GaugeMetricFamily(
+            "steward_machine_state_seconds",
+            "Seconds since the machine entered its current state.",
+            labels=["machine"],
+        )
+        seq = GaugeMetricFamily(
+            "steward_machine_seq",
+            "The machine's transition sequence number (persists across restarts).",
+            labels=["machine"],
+        )
+        info = GaugeMetricFamily(
+            "steward_machine_info",
+            "Machines running, with their version.",
+            labels=["machine", "version"],
+        )
+        now = self._clock.time()
+        for m in machines:
+            for s in m.spec.states:
+                state.add_metric([m.name, s], 1.0 if s == m.state else 0.0)
+            seconds.add_metric([m.name], max(0.0, now - m.since))
+            seq.add_metric([m.name], m.seq)
+            info.add_metric([m.name, m.spec.version], 1.0)
+        yield from (state, seconds, seq, info)
+
+    def _watcher_families(self, machines: list[RunningMachine]) -> Iterator[Metric]:
+        active = GaugeMetricFamily(
+            "steward_watcher_active",
+            "1 while the watcher runs (its machine is in a state it watches), else 0.",
+            labels=["machine", "watcher", "type"],
+        )
+        perfdata = GaugeMetricFamily(
+            "steward_health_perfdata",
+            "Performance data from a watcher's last result (e.g. a Nagios-style health check).",
+            labels=["machine", "watcher", "label"],
+        )
+        for m in machines:
+            for w in m.watchers:
+                active.add_metric([m.name, w.name, w.TYPE], 1.0 if w.active else 0.0)
+                if w.last_result is not None:
+                    for label, value in perfdata_values(w.last_result.payload).items():
+                        perfdata.add_metric([m.name, w.name, label], value)
+        yield from (active, perfdata)
+
+    def _event_families(self) -> Iterator[Metric]:
+        stats = self._outbox.outbox_snapshot()
+        yield CounterMetricFamily(
+            "steward_events_emitted", "Events created by this daemon.", self._events.emitted
+        )
+        yield GaugeMetricFamily(
+            "steward_events_outbox", "Events waiting in the outbox for NATS.", stats.events
+        )
+        yield GaugeMetricFamily(
+            "steward_events_outbox_bytes", "Bytes of events waiting in the outbox.", stats.bytes
+        )
+        yield CounterMetricFamily(
+            "steward_events_dropped",
+            "Oldest events dropped because the outbox was full (kept across restarts).",
+            stats.dropped,
+        )
+        nats = self._nats
+        if nats is None:  # NATS not configured: no NATS series, rather than a false alarm
+            return
+        yield CounterMetricFamily(
+            "steward_events_published", "Events NATS confirmed.", nats.published
+        )
+        yield GaugeMetricFamily(
+            "steward_nats_connected", "1 while connected to NATS.", 1.0 if nats.connected else 0.0
+        )
+        yield CounterMetricFamily(
+            "steward_nats_reconnects", "Reconnections to NATS.", nats.reconnects
+        )
+        yield CounterMetricFamily(
+            "steward_nats_disconnects", "Connections to NATS lost.", nats.disconnects
+        )
+        yield CounterMetricFamily(
+            "steward_nats_errors", "NATS connection and publish errors.", nats.errors
+        )
+
+    def _reload_families(self) -> Iterator[Metric]:
+        r = self._reloads
+        yield CounterMetricFamily(
+            "steward_reload_rescans", "Rescans of the machines directory.", r.rescans
+        )
+        yield CounterMetricFamily(
+            "steward_reload_failures",
+            "Rescans that could not read the machines directory, and machines that could not "
+            "be started.",
+            r.failures,
+        )
+        machines = CounterMetricFamily(
+            "steward_reload_machines",
+            "Machines started, reloaded (changed definition) and removed by rescans.",
+            labels=["action"],
+        )
+        machines.add_metric(["started"], r.started)
+        machines.add_metric(["reloaded"], r.reloaded)
+        machines.add_metric(["removed"], r.removed)
+        yield machines
+        yield CounterMetricFamily(
+            "steward_reload_rejected",
+            "Invalid machine files found (counted once per content).",
+            r.rejected,
+        )
+        yield GaugeMetricFamily(
+            "steward_reload_rejected_files", "Machine files rejected right now.", r.rejected_files
+        )
+
+
+def perfdata_values(payload: Mapping[str, Any]) -> dict[str, float]:
+    """``payload["perfdata"]``: a list of ``{"label": str, "value": number, "uom": …}``.
+
+    Entries without a label or a numeric value are ignored; a repeated label keeps its last
+    value (one series per label).
+    """
+    out: dict[str, float] = {}
+    entries = payload.get("perfdata")
+    if not isinstance(entries, list):
+        return out
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        label, value = entry.get("label"), entry.get("value")
+        if not isinstance(label, str) or not label:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isnan(value):
+            out[label] = float(value)
+    return out
+
+
+class MetricsServer:
+    """``GET /metrics`` over aiohttp on the event loop; ``start()`` binds, ``stop()`` closes."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self.host = host
+        self.port = port  # 0 until start() binds, if 0 was asked for
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        self._registry = registry
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+
+    @property
+    def listen(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind; OSError if the address is taken or cannot be assigned."""
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            raise
+        for address in self._runner.addresses:
+            if isinstance(address, tuple) and len(address) >= 2:
+                self.port = int(address[1])
+                break
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -41,10 +41,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
-import platform
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -56,17 +53,25 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from load_machines import (
-    RESULTS_FILE,
-    RESULTS_HEADER,
+from benchlib import (
+    Api,
     BenchError,
-    cpu_model,
+    Daemon,
+    add_output_args,
+    cpu_percent,
+    keep_or_remove,
     loadavg,
+    ms,
+    percentile,
     positive_int,
+    print_lines,
     proc_sample,
+    record,
+    results_section,
+    run_main,
+    short_state_dir,
 )
 from nats.aio.msg import Msg
-from reload_latency import Api, git_commit
 
 NATS_SERVER = Path(sys.executable).parent / "nats-server"
 STREAM = "STEWARD_BENCH"
@@ -77,7 +82,6 @@ PER_MACHINE_RATE = 20  # transitions/s of one latency machine (two 50 ms timers)
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 SAMPLE_EVERY = 0.5  # seconds between two outbox samples
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 TOGGLE = """\
 name: {name}
@@ -153,71 +157,45 @@ class NatsServer:
                 self.proc.wait()
 
 
-class Daemon:
+class EventsDaemon(Daemon):
     """``steward run`` publishing into JetStream, its log in its state dir."""
 
     def __init__(self, machines_dir: Path, state_dir: Path, nats_url: str, log: Path) -> None:
-        self.machines_dir = machines_dir
-        self.state_dir = state_dir
-        self.log_path = log
-        self.nats_url = nats_url
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            machines_dir,
+            state_dir,
+            log,
+            extra_args=[
+                *("--log-level", "warning"),
+                *("--nats-server", nats_url, "--nats-stream", STREAM),
+                *("--metrics-listen", "127.0.0.1:0"),  # never the shared default port
+            ],
+            extra_env={"STEWARD_CONFIG": str(state_dir / "steward.yaml")},
+            stop_timeout=STOP_TIMEOUT,
+            tail_lines=15,
+        )
         self.api = Api(state_dir / "steward.sock")
         self.cpu_percent = 0.0  # of one core, over the measured window
 
-    def start(self) -> None:
-        config = self.state_dir / "steward.yaml"
-        config.write_text("")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
-        env["STEWARD_CONFIG"] = str(config)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "steward", "run"),
-                    *("--machines", str(self.machines_dir), "--state-dir", str(self.state_dir)),
-                    *("--node", "bench", "--log-format", "json", "--log-level", "warning"),
-                    *("--nats-server", self.nats_url, "--nats-stream", STREAM),
-                    *("--metrics-listen", "127.0.0.1:0"),  # never the shared default port
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    def start(self) -> float:
+        (self.state_dir / "steward.yaml").write_text("")
+        return super().start()
 
     def status(self) -> dict[str, Any] | None:
-        answer = self.api.get("/v1/status")
-        if answer is None or answer[0] != 200:
-            if not self.alive():
-                raise BenchError(f"the daemon exited; log tail:\n{self.log_tail()}")
-            return None
-        status: dict[str, Any] = answer[1]
+        status: dict[str, Any] | None = self.api.get_ok("/v1/status")
+        if status is None and not self.alive():
+            raise self.failed("the daemon exited")
         return status
 
     def cpu_ticks(self) -> int:
-        assert self.proc is not None
-        sample = proc_sample(self.proc.pid)
+        sample = proc_sample(self.pid)
         return sample.self_ticks if sample is not None else 0
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
 
     def close(self) -> None:
         self.api.close()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            self.stop()
+        super().close()
 
 
 @dataclass
@@ -251,9 +229,7 @@ class Latency:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
     def quantile(self, q: int) -> float:
-        if len(self.latencies) < 2:
-            return self.latencies[0] if self.latencies else float("nan")
-        return statistics.quantiles(self.latencies, n=100, method="inclusive")[q - 1]
+        return percentile(self.latencies, q)
 
     @property
     def passed(self) -> bool:
@@ -261,9 +237,9 @@ class Latency:
 
     def summary(self) -> str:
         return (
-            f"events-latency: p50 {ms(self.quantile(50))} p99 {ms(self.quantile(99))} "
+            f"events-latency: p50 {ms(self.quantile(50), 1)} p99 {ms(self.quantile(99), 1)} "
             f"({len(self.latencies)} events at {self.measured_rate:.0f}/s, JetStream on) "
-            f"target p99 ≤ {ms(TARGET_P99)} {'PASS' if self.passed else 'MISS'}"
+            f"target p99 ≤ {ms(TARGET_P99, 1)} {'PASS' if self.passed else 'MISS'}"
         )
 
 
@@ -329,16 +305,12 @@ class Throughput:
         return f"{text} target ≥ {TARGET_THROUGHPUT:.0f}/s {'PASS' if self.passed else 'MISS'}"
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}ms"
-
-
 def write_machines(machines_dir: Path, count: int, period: str) -> None:
     for i in range(count):
         (machines_dir / f"m{i:03d}.yaml").write_text(TOGGLE.format(name=f"m{i:03d}", period=period))
 
 
-async def wait_ready(daemon: Daemon, count: int) -> dict[str, Any]:
+async def wait_ready(daemon: EventsDaemon, count: int) -> dict[str, Any]:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         status = await asyncio.to_thread(daemon.status)
@@ -380,8 +352,8 @@ async def run_phase(
     machines_dir = workdir / f"machines-{machines}-{period}"
     machines_dir.mkdir()
     write_machines(machines_dir, machines, period)
-    state_dir = Path(tempfile.mkdtemp(prefix="se-", dir="/tmp"))  # socket path < 108 bytes
-    daemon = Daemon(
+    state_dir = short_state_dir("se-")
+    daemon = EventsDaemon(
         machines_dir, state_dir, server.url, workdir / f"daemon-{machines}-{period}.log"
     )
     sub = Subscriber()
@@ -413,7 +385,7 @@ async def run_phase(
         last = await asyncio.to_thread(daemon.status)
         stored = (await js.stream_info(STREAM)).state.messages - stored0
         elapsed = time.monotonic() - t0
-        daemon.cpu_percent = (daemon.cpu_ticks() - ticks0) / CLK_TCK / elapsed * 100
+        daemon.cpu_percent = cpu_percent(daemon.cpu_ticks() - ticks0, elapsed)
         end = len(sub.received)
     finally:
         await nc.close()
@@ -497,10 +469,7 @@ async def run_bench(args: argparse.Namespace) -> Results:
         return Results(latency, throughput, overload)
     finally:
         server.close()
-        if args.keep:
-            print(f"kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        keep_or_remove(args.keep, str(workdir), workdir)
 
 
 # the record ------------------------------------------------------------------------------------
@@ -513,10 +482,11 @@ def lines(results: Results) -> list[tuple[str, str]]:
             f"{latency.machines} x ~{PER_MACHINE_RATE}/s = {latency.measured_rate:.0f} "
             f"events/s over {latency.seconds:.0f} s ({len(latency.latencies)} events)",
         ),
-        ("latency p50 / p90 / p99", f"{ms(q(50))} / {ms(q(90))} / {ms(q(99))}"),
+        ("latency p50 / p90 / p99", f"{ms(q(50), 1)} / {ms(q(90), 1)} / {ms(q(99), 1)}"),
         (
             "latency min / max",
-            f"{ms(min(latency.latencies, default=0))} / {ms(max(latency.latencies, default=0))}",
+            f"{ms(min(latency.latencies, default=0), 1)} / "
+            f"{ms(max(latency.latencies, default=0), 1)}",
         ),
         ("daemon CPU at that rate", f"{latency.cpu_percent:.0f} % of one core"),
     ]
@@ -540,31 +510,18 @@ def lines(results: Results) -> list[tuple[str, str]]:
     return out
 
 
-def record(results: Results, path: Path) -> None:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    rows = "\n".join(f"| {name} | {value} |" for name, value in lines(results))
-    summaries = "\n".join(f"`{line}`  " for line in results.summaries())
-    section = f"""
-## events_latency: transition -> NATS subscriber, JetStream on ({now})
-
-- machine: {os.cpu_count()} cores, {cpu_model()}; Python {platform.python_version()}, \
-{platform.system()} {platform.release()}; load average at the end {loadavg()}
-- commit: `{git_commit()}`
-- the daemon publishes into a JetStream stream on a local `nats-server -js`; machines toggle \
-on timers (no processes). Latency: a core NATS subscriber in the benchmark process; latency = \
-receive time - the event's `time`. Throughput: a fixed offered load; events acked = growth of \
-the stream's message count. Overload: machines on 1 ms timers, flat out.
-
-| figure | value |
-|---|---|
-{rows}
-
-{summaries}
-"""
-    if not path.exists():
-        path.write_text(RESULTS_HEADER)
-    with path.open("a") as f:
-        f.write(section)
+def section(results: Results) -> str:
+    return results_section(
+        "events_latency: transition -> NATS subscriber, JetStream on",
+        lines(results),
+        "the daemon publishes into a JetStream stream on a local `nats-server -js`; machines "
+        "toggle on timers (no processes). Latency: a core NATS subscriber in the benchmark "
+        "process; latency = receive time - the event's `time`. Throughput: a fixed offered "
+        "load; events acked = growth of the stream's message count. Overload: machines on "
+        "1 ms timers, flat out.",
+        machine_note=f"; load average at the end {loadavg()}",
+        footer="\n".join(f"`{line}`  " for line in results.summaries()),
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -591,10 +548,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring (3)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 s per phase")
-    parser.add_argument(
-        "--no-record", action="store_true", help=f"do not append to {RESULTS_FILE.name}"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the work dir")
+    add_output_args(parser, "keep the work dir")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 5.0, 1.0
@@ -603,21 +557,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        results = asyncio.run(run_bench(args))
-    except BenchError as exc:
-        print(f"events_latency: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    for name, value in lines(results):
-        print(f"{name}: {value}")
-    if not args.no_record:
-        record(results, RESULTS_FILE)
-        print(f"recorded in {RESULTS_FILE}")
-    for line in results.summaries():
-        print(line)
-    return 0
+
+    def report(results: Results) -> None:
+        print_lines(lines(results))
+        if not args.no_record:
+            record(section(results))
+        for line in results.summaries():
+            print(line)
+
+    return run_main("events_latency", lambda: asyncio.run(run_bench(args)), report)
 
 
 if __name__ == "__main__":

@@ -24,95 +24,42 @@ Results are appended to ``bench/RESULTS.md`` unless ``--no-record``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
 import json
 import os
-import platform
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-RESULTS_FILE = BENCH_DIR / "RESULTS.md"
-RESULTS_HEADER = """# steward benchmark results
+from benchlib import (
+    BenchError,
+    Daemon,
+    ProcSample,
+    add_output_args,
+    cpu_percent,
+    duration_arg,
+    keep_or_remove,
+    loadavg,
+    positive_int,
+    print_lines,
+    proc_sample,
+    read_log,
+    record,
+    results_section,
+    run_main,
+    short_state_dir,
+    write_machines,
+)
 
-Appended by the scripts in `bench/` (see each script's docstring for what it measures).
-Newest last. Figures are from one run each; compare runs from the same machine only.
-"""
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 BASELINE_CODE = "import steward.cmd.main; import time; time.sleep(3)"
 READY_TIMEOUT = 300.0  # seconds to wait for the daemon to list every machine
-STOP_TIMEOUT = 60.0  # seconds to wait after SIGTERM before SIGKILL
 STATUS_TIMEOUT = 60.0  # seconds one `steward status` call may take
-
-MACHINE_TEMPLATE = """\
-name: {name}
-version: "1.0.0"
-initial_state: idle
-splay_start: 0
-description: load benchmark machine {index}
-transitions:
-  - name: check
-    from: [idle]
-    destination: checking
-  - name: done
-    from: [checking]
-    destination: idle
-watchers:
-  - name: probe
-    type: exec
-    state_match: [idle, checking]
-    success_transition: check
-    interval: {interval}
-    properties:
-      command: /bin/true
-      timeout: 10s
-  - name: settle
-    type: timer
-    state_match: [checking]
-    fail_transition: done
-    properties:
-      timer: {timer}
-"""
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
-
-
-class BenchError(Exception):
-    """The benchmark cannot go on; the message says why."""
 
 
 # arguments -------------------------------------------------------------------------------------
-def duration_arg(text: str) -> float:
-    """``5``, ``5s``, ``500ms`` or ``1m`` -> seconds."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 5s, 500ms, 1m)")
-    value = float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
-    if value < 0.1:
-        raise argparse.ArgumentTypeError("must be at least 100ms (steward's minimum interval)")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Start the steward daemon on N generated machines and measure load time, "
@@ -137,90 +84,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke run: 50 machines for 5 s (unless overridden)"
     )
     parser.add_argument(
-        "--no-record", action="store_true", help=f"do not append to {RESULTS_FILE.name}"
-    )
-    parser.add_argument(
         "--ready-timeout",
         type=duration_arg,
         default=READY_TIMEOUT,
         help=f"give up if not all machines run after this long (default {READY_TIMEOUT:g}s)",
     )
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the machines and state dirs (and the log)"
-    )
+    add_output_args(parser, "keep the machines and state dirs (and the log)")
     args = parser.parse_args(argv)
     if args.machines is None:
         args.machines = 50 if args.quick else 1000
     if args.duration is None:
         args.duration = 5.0 if args.quick else 30.0
     return args
-
-
-# /proc -----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ProcSample:
-    at: float  # monotonic
-    rss_kib: int
-    hwm_kib: int
-    threads: int
-    self_ticks: int  # utime + stime
-    child_ticks: int  # cutime + cstime (reaped children)
-
-
-def proc_sample(pid: int) -> ProcSample | None:
-    """RSS, peak RSS, threads and CPU ticks of ``pid``; None once it is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    values: dict[str, str] = {}
-    for line in status.splitlines():
-        key, _, value = line.partition(":")
-        values[key] = value.strip()
-    if "VmRSS" not in values:  # a zombie has no memory left to report
-        return None
-    # fields after "(comm)": state is field 3, utime 14, stime 15, cutime 16, cstime 17
-    rest = stat[stat.rindex(")") + 2 :].split()
-    utime, stime, cutime, cstime = (int(rest[i]) for i in (11, 12, 13, 14))
-    return ProcSample(
-        at=time.monotonic(),
-        rss_kib=int(values["VmRSS"].split()[0]),
-        hwm_kib=int(values.get("VmHWM", "0 kB").split()[0]),
-        threads=int(values.get("Threads", "0")),
-        self_ticks=utime + stime,
-        child_ticks=cutime + cstime,
-    )
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or "unknown"
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_DIR,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
 
 
 # the baseline ----------------------------------------------------------------------------------
@@ -241,24 +116,6 @@ def measure_baseline() -> int:
     if proc.returncode != 0:
         raise BenchError(f"baseline process failed (exit {proc.returncode}): {BASELINE_CODE}")
     return peak
-
-
-# machines --------------------------------------------------------------------------------------
-def ms(seconds: float) -> str:
-    return f"{round(seconds * 1000)}ms"
-
-
-def write_machines(machines_dir: Path, count: int, interval: float) -> None:
-    for i in range(count):
-        directory = machines_dir / f"m{i}"
-        directory.mkdir(mode=0o755)
-        path = directory / "machine.yaml"
-        path.write_text(
-            MACHINE_TEMPLATE.format(
-                name=f"m{i}", index=i, interval=ms(interval), timer=ms(interval / 2)
-            )
-        )
-        path.chmod(0o644)  # the daemon refuses group/other-writable machine files
 
 
 # the daemon ------------------------------------------------------------------------------------
@@ -322,25 +179,6 @@ def query_status(state_dir: Path) -> Status | None:
             elif w["type"] == "timer":
                 status.timer_runs += w["runs"]
     return status
-
-
-def read_log(log_path: Path) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-    with contextlib.suppress(OSError), log_path.open(errors="replace") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = {"level": "raw", "msg": line.rstrip()}
-            if isinstance(record, dict):
-                records.append(record)
-    return records
-
-
-def log_tail(log_path: Path, lines: int = 10) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
-    return "(no log)"
 
 
 @dataclass
@@ -445,77 +283,6 @@ class Figures:
         ]
 
 
-class Daemon:
-    """The real daemon, as a subprocess, its stderr going to a log file."""
-
-    def __init__(self, machines_dir: Path, state_dir: Path, log_path: Path) -> None:
-        self.machines_dir = machines_dir
-        self.state_dir = state_dir
-        self.log_path = log_path
-        self._log: TextIO | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        """Spawn; returns the monotonic spawn time."""
-        self._log = self.log_path.open("w")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "steward",
-                "run",
-                "--machines",
-                str(self.machines_dir),
-                "--state-dir",
-                str(self.state_dir),
-                "--log-format",
-                "json",
-                "--node",
-                "bench",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        return started
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def failed(self, what: str) -> BenchError:
-        code = self.proc.poll() if self.proc is not None else None
-        return BenchError(f"{what} (daemon exit code {code}); log tail:\n{log_tail(self.log_path)}")
-
-    def stop(self) -> tuple[float, int | None]:
-        """SIGTERM, wait; returns (seconds to exit, exit code). SIGKILL after STOP_TIMEOUT."""
-        assert self.proc is not None
-        started = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return time.monotonic() - started, self.proc.returncode
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
 def wait_ready(daemon: Daemon, count: int, spawned: float, timeout: float) -> tuple[float, Status]:
     """Poll status until it lists ``count`` machines; (seconds since spawn, that status)."""
     deadline = spawned + timeout
@@ -558,7 +325,7 @@ def run_bench(args: argparse.Namespace) -> Figures:
     figures.baseline_kib = measure_baseline()
 
     machines_dir = Path(tempfile.mkdtemp(prefix="steward-bench-machines-"))
-    state_dir = Path(tempfile.mkdtemp(prefix="sb-", dir="/tmp"))  # socket path < 108 bytes
+    state_dir = short_state_dir("sb-")
     log_path = state_dir / "daemon.log"
     daemon = Daemon(machines_dir, state_dir, log_path)
     try:
@@ -595,9 +362,10 @@ def run_bench(args: argparse.Namespace) -> Figures:
         figures.rss_final_kib = samples[-1].rss_kib
         figures.hwm_kib = samples[-1].hwm_kib
         figures.threads_peak = max(s.threads for s in samples)
-        ticks = CLK_TCK * span
-        figures.cpu_self_pct = (samples[-1].self_ticks - samples[0].self_ticks) / ticks * 100
-        figures.cpu_children_pct = (samples[-1].child_ticks - samples[0].child_ticks) / ticks * 100
+        figures.cpu_self_pct = cpu_percent(samples[-1].self_ticks - samples[0].self_ticks, span)
+        figures.cpu_children_pct = cpu_percent(
+            samples[-1].child_ticks - samples[0].child_ticks, span
+        )
         figures.window_seconds = last.at - first.at
         figures.exec_runs = last.exec_runs - first.exec_runs
         figures.exec_expected = args.machines * figures.window_seconds / args.interval
@@ -627,56 +395,36 @@ def run_bench(args: argparse.Namespace) -> Figures:
         return figures
     finally:
         daemon.close()
-        if args.keep:
-            print(f"kept: machines {machines_dir}, state and log {state_dir}")
-        else:
-            shutil.rmtree(machines_dir, ignore_errors=True)
-            shutil.rmtree(state_dir, ignore_errors=True)
+        kept = f"machines {machines_dir}, state and log {state_dir}"
+        keep_or_remove(args.keep, kept, machines_dir, state_dir)
 
 
 # the record ------------------------------------------------------------------------------------
-def record(figures: Figures, path: Path) -> None:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    rows = "\n".join(f"| {name} | {value} |" for name, value in figures.lines())
-    section = f"""
-## load_machines: {figures.machines} machines, {figures.interval:g} s interval, \
-{figures.duration:g} s ({now})
-
-- machine: {os.cpu_count()} cores, {cpu_model()}; Python {platform.python_version()}, \
-{platform.system()} {platform.release()}
-- commit: `{git_commit()}`; load average at start: {figures.loadavg}
-- N = {figures.machines}, interval = {figures.interval:g} s, duration = {figures.duration:g} s; \
-each machine runs `/bin/true` every interval and makes two transitions per interval
-
-| figure | value |
-|---|---|
-{rows}
-"""
-    if not path.exists():
-        path.write_text(RESULTS_HEADER)
-    with path.open("a") as f:
-        f.write(section)
+def section(figures: Figures) -> str:
+    return results_section(
+        f"load_machines: {figures.machines} machines, {figures.interval:g} s interval, "
+        f"{figures.duration:g} s",
+        figures.lines(),
+        f"N = {figures.machines}, interval = {figures.interval:g} s, "
+        f"duration = {figures.duration:g} s; each machine runs `/bin/true` every interval "
+        "and makes two transitions per interval",
+        commit_note=f"; load average at start: {figures.loadavg}",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        figures = run_bench(args)
-    except BenchError as exc:
-        print(f"load_machines: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    print(
-        f"--- {figures.machines} machines, interval {figures.interval:g} s, "
-        f"duration {figures.duration:g} s, load average at start {figures.loadavg}"
-    )
-    for name, value in figures.lines():
-        print(f"{name}: {value}")
-    if not args.no_record:
-        record(figures, RESULTS_FILE)
-        print(f"recorded in {RESULTS_FILE}")
-    return 0
+
+    def report(figures: Figures) -> None:
+        print(
+            f"--- {figures.machines} machines, interval {figures.interval:g} s, "
+            f"duration {figures.duration:g} s, load average at start {figures.loadavg}"
+        )
+        print_lines(figures.lines())
+        if not args.no_record:
+            record(section(figures))
+
+    return run_main("load_machines", lambda: run_bench(args), report)
 
 
 if __name__ == "__main__":

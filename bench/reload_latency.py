@@ -24,33 +24,30 @@ if the benchmark itself could not run).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import http.client
-import json
-import os
-import platform
-import shutil
-import socket
-import statistics
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from statistics import fmean
 
-from load_machines import (
-    RESULTS_FILE,
-    RESULTS_HEADER,
-    BenchError,
+from benchlib import (
+    Api,
     Daemon,
-    cpu_model,
+    add_output_args,
+    keep_or_remove,
+    ms,
+    percentile,
     positive_int,
+    print_lines,
+    record,
+    results_section,
+    run_main,
+    short_state_dir,
+    wait_for,
     write_machines,
 )
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
 TARGET_P99 = 0.5  # seconds
 POLL = 0.002  # seconds between two looks at the API
 DROP_TIMEOUT = 30.0  # seconds one drop may take before the benchmark gives up
@@ -75,47 +72,6 @@ watchers:
 """
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP/1.1 to the daemon's control socket."""
-
-    def __init__(self, path: Path, timeout: float = 5.0) -> None:
-        super().__init__("steward", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(str(self.socket_path))
-        self.sock = sock
-
-
-class Api:
-    """GETs on one kept-alive connection, reconnecting after any error."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn: UnixHTTPConnection | None = None
-
-    def get(self, url: str) -> tuple[int, Any] | None:
-        """(status, JSON body), or None while the daemon does not answer."""
-        for _ in range(2):
-            if self._conn is None:
-                self._conn = UnixHTTPConnection(self.path)
-            try:
-                self._conn.request("GET", url)
-                response = self._conn.getresponse()
-                body = response.read()
-                return response.status, json.loads(body) if body else None
-            except (OSError, http.client.HTTPException, ValueError):
-                self._conn.close()
-                self._conn = None
-        return None
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-
-
 @dataclass
 class Figures:
     drops: int
@@ -126,9 +82,7 @@ class Figures:
 
     def quantile(self, q: int) -> float:
         """The q-th percentile (inclusive method: p100 is the maximum)."""
-        if len(self.latencies) == 1:
-            return self.latencies[0]
-        return statistics.quantiles(self.latencies, n=100, method="inclusive")[q - 1]
+        return percentile(self.latencies, q)
 
     @property
     def passed(self) -> bool:
@@ -151,36 +105,9 @@ class Figures:
             ("p50", ms(self.quantile(50))),
             ("p90", ms(self.quantile(90))),
             ("p99", ms(self.quantile(99))),
-            ("min / mean / max", " / ".join(ms(f(self.latencies)) for f in (min, _mean, max))),
+            ("min / mean / max", " / ".join(ms(f(self.latencies)) for f in (min, fmean, max))),
             ("target p99 ≤ 500ms", "PASS" if self.passed else "MISS"),
         ]
-
-
-def _mean(values: tuple[float, ...]) -> float:
-    return statistics.fmean(values)
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f}ms"
-
-
-def git_commit() -> str:
-    """HEAD's commit, read from .git without running git."""
-    git = REPO_DIR / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head[:7]
-        ref = head.removeprefix("ref: ")
-        loose = git / ref
-        if loose.is_file():
-            return loose.read_text().strip()[:7]
-        for line in (git / "packed-refs").read_text().splitlines():
-            if line.endswith(f" {ref}"):
-                return line.split()[0][:7]
-    except OSError:
-        pass
-    return "unknown"
 
 
 # the benchmark ---------------------------------------------------------------------------------
@@ -201,33 +128,29 @@ def land(machines_dir: Path, name: str, index: int, layout: str) -> float:
 
 def wait_running(api: Api, daemon: Daemon, name: str) -> float:
     """Poll the API until ``name`` runs; the monotonic time it was first seen."""
-    deadline = time.monotonic() + DROP_TIMEOUT
-    while time.monotonic() < deadline:
-        answer = api.get(f"/v1/machines/{name}")
-        if answer is not None and answer[0] == 200:
-            return time.monotonic()
-        if not daemon.alive():
-            raise daemon.failed(f"the daemon exited while {name} was being loaded")
-        time.sleep(POLL)
-    raise daemon.failed(f"{name} was not running {DROP_TIMEOUT:.0f} s after it landed")
+
+    def seen() -> float | None:
+        return time.monotonic() if api.get_ok(f"/v1/machines/{name}") is not None else None
+
+    return wait_for(daemon, seen, DROP_TIMEOUT, POLL, f"{name} was running")
 
 
 def wait_ready(api: Api, daemon: Daemon, count: int, spawned: float) -> float:
-    deadline = spawned + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        answer = api.get("/v1/status")
-        if answer is not None and answer[0] == 200 and len(answer[1]["machines"]) >= count:
+    """Poll the API until it lists ``count`` machines; the seconds since ``spawned``."""
+
+    def ready() -> float | None:
+        status = api.get_ok("/v1/status")
+        if status is not None and len(status["machines"]) >= count:
             return time.monotonic() - spawned
-        if not daemon.alive():
-            raise daemon.failed("the daemon exited while starting")
-        time.sleep(0.05)
-    raise daemon.failed(f"the daemon did not list {count} machines in {READY_TIMEOUT:.0f} s")
+        return None
+
+    return wait_for(daemon, ready, READY_TIMEOUT, 0.05, f"the daemon listed {count} machines")
 
 
 def run_bench(args: argparse.Namespace) -> Figures:
     figures = Figures(args.drops, args.background, args.layout)
     machines_dir = Path(tempfile.mkdtemp(prefix="steward-reload-machines-"))
-    state_dir = Path(tempfile.mkdtemp(prefix="sr-", dir="/tmp"))  # socket path < 108 bytes
+    state_dir = short_state_dir("sr-")
     daemon = Daemon(machines_dir, state_dir, state_dir / "daemon.log")
     api = Api(state_dir / "steward.sock")
     try:
@@ -247,36 +170,20 @@ def run_bench(args: argparse.Namespace) -> Figures:
     finally:
         api.close()
         daemon.close()
-        if args.keep:
-            print(f"kept: machines {machines_dir}, state and log {state_dir}")
-        else:
-            shutil.rmtree(machines_dir, ignore_errors=True)
-            shutil.rmtree(state_dir, ignore_errors=True)
+        kept = f"machines {machines_dir}, state and log {state_dir}"
+        keep_or_remove(args.keep, kept, machines_dir, state_dir)
 
 
 # the record ------------------------------------------------------------------------------------
-def record(figures: Figures, path: Path) -> None:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    rows = "\n".join(f"| {name} | {value} |" for name, value in figures.lines())
-    section = f"""
-## reload_latency: {figures.drops} drops, {figures.background} machines running ({now})
-
-- machine: {os.cpu_count()} cores, {cpu_model()}; Python {platform.python_version()}, \
-{platform.system()} {platform.release()}
-- commit: `{git_commit()}`
-- each drop: a machine file written under a hidden name and renamed into the machines dir \
-(layout `{figures.layout}`), timed until `GET /v1/machines/<name>` answers 200; no SIGHUP
-
-| figure | value |
-|---|---|
-{rows}
-
-`{figures.summary()}`
-"""
-    if not path.exists():
-        path.write_text(RESULTS_HEADER)
-    with path.open("a") as f:
-        f.write(section)
+def section(figures: Figures) -> str:
+    return results_section(
+        f"reload_latency: {figures.drops} drops, {figures.background} machines running",
+        figures.lines(),
+        "each drop: a machine file written under a hidden name and renamed into the machines "
+        f"dir (layout `{figures.layout}`), timed until `GET /v1/machines/<name>` answers 200; "
+        "no SIGHUP",
+        footer=f"`{figures.summary()}`",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -297,29 +204,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="file",
         help="drop a bare <name>.yaml (file) or a <name>/machine.yaml directory (dir)",
     )
-    parser.add_argument(
-        "--no-record", action="store_true", help=f"do not append to {RESULTS_FILE.name}"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the machines and state dirs")
+    add_output_args(parser, "keep the machines and state dirs")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        figures = run_bench(args)
-    except BenchError as exc:
-        print(f"reload_latency: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    for name, value in figures.lines():
-        print(f"{name}: {value}")
-    if not args.no_record:
-        record(figures, RESULTS_FILE)
-        print(f"recorded in {RESULTS_FILE}")
-    print(figures.summary())
-    return 0
+
+    def report(figures: Figures) -> None:
+        print_lines(figures.lines())
+        if not args.no_record:
+            record(section(figures))
+        print(figures.summary())
+
+    return run_main("reload_latency", lambda: run_bench(args), report)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,477 @@
+"""What the benchmark scripts in ``bench/`` share.
+
+The machine and commit a run is recorded against, ``bench/RESULTS.md`` and its sections,
+the real daemon as a subprocess (with a state dir short enough for its Unix socket), the
+control API on that socket, percentiles, and the argparse helpers. Each script imports it as
+``from benchlib import …``: a script's own directory is on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+RESULTS_FILE = BENCH_DIR / "RESULTS.md"
+RESULTS_HEADER = """# steward benchmark results
+
+Appended by the scripts in `bench/` (see each script's docstring for what it measures).
+Newest last. Figures are from one run each; compare runs from the same machine only.
+"""
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on; the message says why."""
+
+
+# arguments -------------------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def duration_arg(text: str) -> float:
+    """An argparse type: ``5``, ``5s``, ``500ms`` or ``1m`` -> seconds (at least 0.1)."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 5s, 500ms, 1m)")
+    value = float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+    if value < 0.1:
+        raise argparse.ArgumentTypeError("must be at least 100ms (steward's minimum interval)")
+    return value
+
+
+def add_output_args(parser: argparse.ArgumentParser, keep_help: str) -> None:
+    """``--no-record`` (do not append to RESULTS.md) and ``--keep`` (keep the temp dirs)."""
+    parser.add_argument(
+        "--no-record", action="store_true", help=f"do not append to {RESULTS_FILE.name}"
+    )
+    parser.add_argument("--keep", action="store_true", help=keep_help)
+
+
+# figures ---------------------------------------------------------------------------------------
+def ms(seconds: float, decimals: int = 0) -> str:
+    """Seconds as milliseconds: ``ms(0.1234)`` is ``123ms``, with one decimal ``123.4ms``."""
+    return f"{seconds * 1000:.{decimals}f}ms"
+
+
+def percentile(values: Sequence[float], q: int) -> float:
+    """The q-th percentile (inclusive method: p100 is the maximum); NaN without values."""
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def cpu_percent(ticks: int, seconds: float) -> float:
+    """CPU ``ticks`` (of ``CLK_TCK`` per second) over ``seconds``, as % of one core."""
+    return ticks / (CLK_TCK * seconds) * 100
+
+
+# the box ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProcSample:
+    at: float  # monotonic
+    rss_kib: int
+    hwm_kib: int
+    threads: int
+    self_ticks: int  # utime + stime
+    child_ticks: int  # cutime + cstime (reaped children)
+
+
+def proc_sample(pid: int) -> ProcSample | None:
+    """RSS, peak RSS, threads and CPU ticks of ``pid``; None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    values: dict[str, str] = {}
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        values[key] = value.strip()
+    if "VmRSS" not in values:  # a zombie has no memory left to report
+        return None
+    # fields after "(comm)": state is field 3, utime 14, stime 15, cutime 16, cstime 17
+    rest = stat[stat.rindex(")") + 2 :].split()
+    utime, stime, cutime, cstime = (int(rest[i]) for i in (11, 12, 13, 14))
+    return ProcSample(
+        at=time.monotonic(),
+        rss_kib=int(values["VmRSS"].split()[0]),
+        hwm_kib=int(values.get("VmHWM", "0 kB").split()[0]),
+        threads=int(values.get("Threads", "0")),
+        self_ticks=utime + stime,
+        child_ticks=cutime + cstime,
+    )
+
+
+def loadavg() -> str:
+    """The box's 1/5/15 min load average, ``?`` where /proc does not tell."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or "unknown"
+
+
+def describe_machine() -> str:
+    """``2 cores, <CPU model>; Python 3.11.7, Linux 6.1``: what a run is recorded on."""
+    return (
+        f"{os.cpu_count()} cores, {cpu_model()}; Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def _commit_from_git_dir(git: Path) -> str | None:
+    """HEAD's short commit read from a .git directory, None where it cannot be read."""
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head[:7]
+        ref = head.removeprefix("ref: ")
+        loose = git / ref
+        if loose.is_file():
+            return loose.read_text().strip()[:7]
+        for line in (git / "packed-refs").read_text().splitlines():
+            if line.endswith(f" {ref}"):
+                return line.split()[0][:7]
+    except OSError:
+        pass
+    return None
+
+
+def git_commit() -> str:
+    """HEAD's short commit: read from .git, else asked of ``git``; ``unknown`` if neither."""
+    commit = _commit_from_git_dir(REPO_DIR / ".git")
+    if commit:
+        return commit
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+# the record ------------------------------------------------------------------------------------
+def print_lines(lines: Iterable[tuple[str, str]]) -> None:
+    """Print ``figure: value``, one a line."""
+    for name, value in lines:
+        print(f"{name}: {value}")
+
+
+def results_section(
+    title: str,
+    lines: Iterable[tuple[str, str]],
+    about: str,
+    *,
+    machine_note: str = "",
+    commit_note: str = "",
+    footer: str = "",
+) -> str:
+    """A RESULTS.md section: the title and time, the machine (``machine_note`` appended), the
+    commit (``commit_note`` appended), the ``about`` bullet, the figures table, the footer."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows = "\n".join(f"| {name} | {value} |" for name, value in lines)
+    section = f"""
+## {title} ({now})
+
+- machine: {describe_machine()}{machine_note}
+- commit: `{git_commit()}`{commit_note}
+- {about}
+
+| figure | value |
+|---|---|
+{rows}
+"""
+    return f"{section}\n{footer}\n" if footer else section
+
+
+def record(section: str, path: Path = RESULTS_FILE) -> None:
+    """Append ``section`` to ``path`` (created with its header first) and say so."""
+    if not path.exists():
+        path.write_text(RESULTS_HEADER)
+    with path.open("a") as f:
+        f.write(section)
+    print(f"recorded in {path}")
+
+
+def run_main(script: str, bench: Callable[[], T], report: Callable[[T], None]) -> int:
+    """A script's exit code: 1 if ``bench`` raised BenchError (said on stderr), 130 on ^C,
+    else 0 once ``report`` has had its figures."""
+    try:
+        figures = bench()
+    except BenchError as exc:
+        print(f"{script}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    report(figures)
+    return 0
+
+
+# dirs ------------------------------------------------------------------------------------------
+def short_state_dir(prefix: str) -> Path:
+    """A new state dir right under /tmp: the daemon's socket path must stay under 108 bytes."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def keep_or_remove(keep: bool, kept: str, *dirs: Path) -> None:
+    """Print ``kept: <kept>`` if ``keep``, else remove ``dirs``."""
+    if keep:
+        print(f"kept: {kept}")
+        return
+    for directory in dirs:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# the load machines -----------------------------------------------------------------------------
+MACHINE_TEMPLATE = """\
+name: {name}
+version: "1.0.0"
+initial_state: idle
+splay_start: 0
+description: load benchmark machine {index}
+transitions:
+  - name: check
+    from: [idle]
+    destination: checking
+  - name: done
+    from: [checking]
+    destination: idle
+watchers:
+  - name: probe
+    type: exec
+    state_match: [idle, checking]
+    success_transition: check
+    interval: {interval}
+    properties:
+      command: /bin/true
+      timeout: 10s
+  - name: settle
+    type: timer
+    state_match: [checking]
+    fail_transition: done
+    properties:
+      timer: {timer}
+"""
+
+
+def write_machines(machines_dir: Path, count: int, interval: float) -> None:
+    """``count`` load machines ``m<i>/machine.yaml``: ``/bin/true`` every ``interval`` s."""
+    for i in range(count):
+        directory = machines_dir / f"m{i}"
+        directory.mkdir(mode=0o755)
+        path = directory / "machine.yaml"
+        path.write_text(
+            MACHINE_TEMPLATE.format(
+                name=f"m{i}", index=i, interval=ms(interval), timer=ms(interval / 2)
+            )
+        )
+        path.chmod(0o644)  # the daemon refuses group/other-writable machine files
+
+
+# the daemon ------------------------------------------------------------------------------------
+def read_log(log_path: Path) -> list[dict[str, Any]]:
+    """The daemon's JSON log records; a line that is not JSON is ``{"level": "raw", …}``."""
+    records: list[dict[str, Any]] = []
+    with contextlib.suppress(OSError), log_path.open(errors="replace") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = {"level": "raw", "msg": line.rstrip()}
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def log_tail(log_path: Path, lines: int = 10) -> str:
+    """The last ``lines`` lines of a log, ``(no log)`` if it cannot be read."""
+    with contextlib.suppress(OSError):
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"
+
+
+class Daemon:
+    """``steward run`` as a subprocess (``--node bench``, JSON log), its output to a log file.
+
+    ``extra_args`` go after the common ones; ``extra_env`` over the environment, from which
+    every ``STEWARD_*`` variable is dropped."""
+
+    def __init__(
+        self,
+        machines_dir: Path,
+        state_dir: Path,
+        log_path: Path,
+        *,
+        extra_args: Sequence[str] = (),
+        extra_env: dict[str, str] | None = None,
+        stop_timeout: float = 60.0,
+        tail_lines: int = 10,
+    ) -> None:
+        self.machines_dir = machines_dir
+        self.state_dir = state_dir
+        self.log_path = log_path
+        self.extra_args = list(extra_args)
+        self.extra_env = dict(extra_env or {})
+        self.stop_timeout = stop_timeout
+        self.tail_lines = tail_lines
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Spawn; returns the monotonic spawn time."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
+        env.update(self.extra_env)
+        argv = [
+            *(sys.executable, "-m", "steward", "run"),
+            *("--machines", str(self.machines_dir), "--state-dir", str(self.state_dir)),
+            *("--log-format", "json", "--node", "bench"),
+            *self.extra_args,
+        ]
+        with open(self.log_path, "ab") as log:
+            started = time.monotonic()
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        return started
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def failed(self, what: str) -> BenchError:
+        """A BenchError saying ``what``, with the daemon's exit code and its log's tail."""
+        code = self.proc.poll() if self.proc is not None else None
+        tail = log_tail(self.log_path, self.tail_lines)
+        return BenchError(f"{what} (daemon exit code {code}); log tail:\n{tail}")
+
+    def stop(self) -> tuple[float, int | None]:
+        """SIGTERM, wait; returns (seconds to exit, exit code). SIGKILL after stop_timeout."""
+        assert self.proc is not None
+        started = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return time.monotonic() - started, self.proc.returncode
+
+    def close(self) -> None:
+        """Teardown: kill the daemon if it still runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_for(
+    daemon: Daemon, check: Callable[[], T | None], timeout: float, every: float, what: str
+) -> T:
+    """Call ``check`` every ``every`` s until it returns something; raise ``daemon.failed``
+    if the daemon exits first, or after ``timeout`` s (``what`` is the awaited event, e.g.
+    ``"m1 was running"``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found is not None:
+            return found
+        if not daemon.alive():
+            raise daemon.failed(f"the daemon exited before {what}")
+        time.sleep(every)
+    raise daemon.failed(f"gave up after {timeout:.0f} s waiting until {what}")
+
+
+# the control API -------------------------------------------------------------------------------
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP/1.1 to the daemon's control socket."""
+
+    def __init__(self, path: Path, timeout: float = 5.0) -> None:
+        super().__init__("steward", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(str(self.socket_path))
+        self.sock = sock
+
+
+class Api:
+    """GETs on one kept-alive connection, reconnecting after any error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: UnixHTTPConnection | None = None
+
+    def get(self, url: str) -> tuple[int, Any] | None:
+        """(status, JSON body), or None while the daemon does not answer."""
+        for _ in range(2):
+            if self._conn is None:
+                self._conn = UnixHTTPConnection(self.path)
+            try:
+                self._conn.request("GET", url)
+                response = self._conn.getresponse()
+                body = response.read()
+                return response.status, json.loads(body) if body else None
+            except (OSError, http.client.HTTPException, ValueError):
+                self._conn.close()
+                self._conn = None
+        return None
+
+    def get_ok(self, url: str) -> Any | None:
+        """The JSON body of a 200 answer, else None."""
+        answer = self.get(url)
+        return answer[1] if answer is not None and answer[0] == 200 else None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()

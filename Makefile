@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
-.PHONY: venv run test lint typecheck pytest bench bench-reload bench-events bench-quick clean
+.PHONY: venv run test lint typecheck pytest bench bench-reload bench-events bench-quick bench-docker \
+	docker-setup clean
 
 venv: $(STAMP)
 
@@ -30,7 +31,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy steward
 
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 ## benchmarks; results are appended to bench/RESULTS.md
 bench: $(STAMP) bench-reload bench-events
@@ -44,6 +45,14 @@ bench-events: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python bench/load_machines.py --quick --no-record
 	$(BIN)/python bench/events_latency.py --quick --no-record
+
+## docker kill -> fail transition (p50/p99 over 20 kills); needs an engine (make docker-setup)
+bench-docker: $(STAMP)
+	$(BIN)/python bench/docker_kill.py --kills 20
+
+## a Docker engine and the test image (root: installs docker.io and busybox-static if missing)
+docker-setup:
+	bash tests/docker/setup.sh
 
 ## reload latency: a machine file renamed into the dir -> running (p50/p99 over 50 drops)
 bench-reload: $(STAMP)

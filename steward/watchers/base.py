@@ -97,6 +97,7 @@ class Watcher(ABC):
         self.last_run_at: float | None = None  # wall clock, when the last check finished
         self.last_duration: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()  # wake(): run the check now, not at the interval
 
     # the one thing a type implements ---------------------------------------------------------
     @abstractmethod
@@ -130,6 +131,14 @@ class Watcher(ABC):
         self.active = False
         self._replace_task(None)
 
+    def wake(self) -> None:
+        """Run the check now instead of at the end of the interval (an engine event, say).
+
+        Wake-ups coalesce: any number before the next run cause one run; one that arrives
+        while a check runs causes one more run right after it. No effect while inactive.
+        """
+        self._woken.set()
+
     def gather(self) -> None:
         """One data-only run (``gather_initial_state``)."""
         self._replace_task(self._run_once(NO_TRANSITION))
@@ -154,6 +163,7 @@ class Watcher(ABC):
     async def _loop(self) -> None:
         while True:
             started = self.clock.monotonic()
+            self._woken.clear()
             await self._run_once(self.machine.state_version)
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -162,7 +172,19 @@ class Watcher(ABC):
             if not interval:
                 return
             elapsed = self.clock.monotonic() - started
-            await self.clock.sleep(max(0.0, interval - elapsed))
+            await self._pause(max(0.0, interval - elapsed))
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if ``wake()`` is called meanwhile."""
+        if self._woken.is_set():
+            return
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        waker = asyncio.ensure_future(self._woken.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
 
     async def _run_once(self, version: int) -> None:
         started = self.clock.monotonic()

@@ -28,6 +28,7 @@ class WatcherRegistry:
 
 def default_registry() -> WatcherRegistry:
     """The watcher types steward ships."""
+    from steward.watchers import docker as docker_watcher
     from steward.watchers import exec as exec_watcher
     from steward.watchers import file as file_watcher
     from steward.watchers import health as health_watcher
@@ -43,5 +44,6 @@ def default_registry() -> WatcherRegistry:
             health_watcher.HealthWatcher,
             nagios_watcher.NagiosWatcher,
             schedule_watcher.ScheduleWatcher,
+            docker_watcher.DockerWatcher,
         ]
     )

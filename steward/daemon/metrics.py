@@ -189,6 +189,17 @@ class StewardCollector:
             "Machines running, with their version.",
             labels=["machine", "version"],
         )
+        store_error = GaugeMetricFamily(
+            "steward_machine_store_error",
+            "1 while the machine's state cannot be written to the state database (it runs on "
+            "in memory; see store_error in steward status), else 0.",
+            labels=["machine"],
+        )
+        unrecorded = CounterMetricFamily(
+            "steward_machine_unrecorded_transitions",
+            "Transitions made in memory but never written to the state database (store errors).",
+            labels=["machine"],
+        )
         now = self._clock.time()
         for m in machines:
             for s in m.spec.states:
@@ -196,7 +207,9 @@ class StewardCollector:
             seconds.add_metric([m.name], max(0.0, now - m.since))
             seq.add_metric([m.name], m.seq)
             info.add_metric([m.name, m.spec.version], 1.0)
-        yield from (state, seconds, seq, info)
+            store_error.add_metric([m.name], 1.0 if m.store_error is not None else 0.0)
+            unrecorded.add_metric([m.name], m.unrecorded_transitions)
+        yield from (state, seconds, seq, info, store_error, unrecorded)
 
     def _watcher_families(self, machines: list[RunningMachine]) -> Iterator[Metric]:
         active = GaugeMetricFamily(

@@ -32,6 +32,7 @@ from steward.daemon.metrics import (
     new_registry,
 )
 from steward.daemon.node import Node
+from steward.daemon.reaper import Reaper
 from steward.daemon.watch import MachinesWatch
 from steward.errors import ConfigError, Problem, Severity, StoreError
 from steward.events.builder import EventBuilder, EventFormat
@@ -115,6 +116,7 @@ class Daemon:
         self._force_exit = asyncio.Event()
         self._rescan_requested = asyncio.Event()
         self._specs = SpecCache()  # a rescan re-parses only the files whose bytes changed
+        self.reaper = Reaper()  # orphans of watcher commands: reaped, and killed at stop
         self._logged_problems: dict[str, tuple[str, tuple[Problem, ...]]] = {}
         self.watch = MachinesWatch(
             config.machines_dir, self.rescan, rescan_interval=config.rescan_interval
@@ -142,6 +144,7 @@ class Daemon:
                 "use this for development only"
             )
         await self.store.open()
+        self.reaper.start()  # before any command runs
         self._api = ControlSocket(self, cfg.socket_path)
         await self._api.start()
         await self._start_metrics()
@@ -355,6 +358,7 @@ class Daemon:
             forced = True
             log.warning("machines did not stop in time; exiting anyway")
             stopping.cancel()
+        await self.reaper.stop()  # kill and reap what commands left running
         if self.publisher is not None:
             # flush what NATS accepts in the time left; the rest stays in the outbox
             await self.publisher.stop(0 if forced else min(5.0, self.shutdown_timeout))

@@ -20,6 +20,7 @@ class LifecycleStep(StrEnum):
     RELOADED = "reloaded"
     REMOVED = "removed"
     LOAD_FAILED = "load_failed"
+    RECORDING_RESUMED = "recording_resumed"  # the store works again; says what was not recorded
 
 
 @dataclass(frozen=True)

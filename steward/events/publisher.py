@@ -22,6 +22,7 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 
+from steward.errors import StoreError
 from steward.events.hub import EventHub
 from steward.machine.persistence import OutboxRow, OutboxStats
 
@@ -144,13 +145,21 @@ class NatsPublisher:
                 await self._ensure_stream(self._nc)
                 stream_ok = True
             self._hub.outbox_changed.clear()
-            rows = await self._outbox.outbox_peek(BATCH)
-            if not rows:
-                await self._hub.outbox_changed.wait()
+            try:
+                rows = await self._outbox.outbox_peek(BATCH)
+                if not rows:
+                    await self._hub.outbox_changed.wait()
+                    continue
+                sent_upto = await self._send(self._nc, rows)
+                if sent_upto is not None:
+                    await self._outbox.outbox_remove(sent_upto)
+            except StoreError as exc:
+                # e.g. the disk is full: what was sent stays in the outbox and is sent again
+                # later (JetStream drops the repeat by its Nats-Msg-Id)
+                self._failed(f"outbox: {exc}")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
-            sent_upto = await self._send(self._nc, rows)
-            if sent_upto is not None:
-                await self._outbox.outbox_remove(sent_upto)
             if sent_upto == rows[-1].rowid:
                 backoff = BACKOFF_START
             else:

@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 DROP_WARNING_EVERY = 10.0  # seconds between warnings while the outbox keeps overflowing
 GROUP_COMMIT_MAX = 512  # writes committed together at most
+WAL_RELEASE_EVERY = 1.0  # seconds between WAL truncations while the disk is full
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class SqliteStore:
         self._dropped = 0
         self._dropped_unreported = 0
         self._last_drop_warning = 0.0
+        self._last_wal_release = -WAL_RELEASE_EVERY
 
     async def open(self) -> None:
         self._thread = threading.Thread(target=self._serve, name="steward-store", daemon=True)
@@ -220,6 +222,8 @@ class SqliteStore:
         except sqlite3.Error as exc:  # BEGIN or COMMIT failed (disk full, I/O error)
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+                self._release_wal(db)
             self._recount(db)
             for job in batch:
                 job.fail(exc)
@@ -252,6 +256,18 @@ class SqliteStore:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._recount(db)
         self._db = db
+
+    def _release_wal(self, db: sqlite3.Connection) -> None:
+        """The disk is full: fold the WAL into the database and truncate it, which frees its
+        space (a WAL only shrinks this way) so that later, smaller writes may fit again."""
+        now = time.monotonic()
+        if now - self._last_wal_release < WAL_RELEASE_EVERY:
+            return
+        self._last_wal_release = now
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            log.debug("cannot truncate the WAL: %s", exc, extra={"error": str(exc)})
 
     def _recount(self, db: sqlite3.Connection) -> None:
         self._events, self._bytes = db.execute(
@@ -297,7 +313,8 @@ class SqliteStore:
                 "INSERT INTO machines(name, version, state, since, seq, data, updated) "
                 "VALUES (?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
                 "version=excluded.version, state=excluded.state, since=excluded.since, "
-                "seq=excluded.seq, data=excluded.data, updated=excluded.updated",
+                "seq=excluded.seq, data=excluded.data, updated=excluded.updated "
+                "WHERE machines.seq <= excluded.seq",  # the sequence never goes back
                 (
                     saved.name,
                     saved.version,

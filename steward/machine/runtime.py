@@ -32,6 +32,9 @@ from steward.watchers.registry import WatcherRegistry
 
 log = logging.getLogger("steward.machine")
 
+STORE_ERROR_LOG_EVERY = 10.0  # seconds between two logs of a store error that persists
+STORE_RETRY_EVERY = 2.0  # seconds between attempts to write the state again after an error
+
 
 class NodeLink(Protocol):
     """What a machine needs from the node it runs on."""
@@ -79,6 +82,11 @@ class _Result:
     version: int
 
 
+@dataclass(frozen=True)
+class _Resync:
+    """Try to write the current state again (the store failed before)."""
+
+
 class RunningMachine:
     """One machine on this node. ``start()`` to run, ``stop()`` to end."""
 
@@ -112,13 +120,18 @@ class RunningMachine:
         self.transitions_fired = 0
         self.transitions_rejected = 0
         self.store_error: str | None = None
+        self.unrecorded_transitions = 0  # since start: moved in memory, not in the store
+        self._gap: list[int] = []  # seqs of the transitions not recorded since the last write
+        self._store_failures = 0  # failed writes since the error was last logged
+        self._store_logged_at: float | None = None
+        self._store_retry: asyncio.Task[None] | None = None
         self.watchers: list[Watcher] = []
         for w in spec.watchers:
             watcher_type = registry.get(w.type)
             if watcher_type is None:  # validated before; a registry mismatch is a bug
                 raise ValueError(f"watcher type {w.type!r} is not registered")
             self.watchers.append(watcher_type(w, self, clock, rng))
-        self._queue: asyncio.Queue[_Fire | _Result] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Fire | _Result | _Resync] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._watching = False
         self._stopped = False
@@ -180,6 +193,8 @@ class RunningMachine:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self.store_error is not None:  # a last chance to leave the store in line
+            await self._resync()
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if isinstance(item, _Fire):
@@ -232,6 +247,8 @@ class RunningMachine:
             try:
                 if isinstance(item, _Result):
                     await self._apply_result(item)
+                elif isinstance(item, _Resync):
+                    await self._resync()
                 else:
                     await self._fire(item)
             except asyncio.CancelledError:
@@ -322,6 +339,8 @@ class RunningMachine:
             self._events.committed(envelopes, stored=False)
             return
         self._events.committed(envelopes)
+        if self.store_error is not None:
+            await self._resync()
 
     async def announce(self, step: LifecycleStep, detail: Mapping[str, Any] | None = None) -> None:
         """Emit a lifecycle event for this machine."""
@@ -345,6 +364,9 @@ class RunningMachine:
             await self._store.save_data(self.name, self.data, self._clock.time())
         except StoreError as exc:
             self._store_failed(exc)
+            return
+        if self.store_error is not None:
+            await self._resync()
 
     async def _transition(self, name: str, cause: str) -> TransitionResult:
         current = self.state
@@ -382,9 +404,9 @@ class RunningMachine:
             await self._store.record_transition(record, [event] if self._events.durable else [])
         except StoreError as exc:
             stored = False
+            self._gap.append(record.seq)
+            self.unrecorded_transitions += 1
             self._store_failed(exc)  # keep running in memory; the error is visible in status
-        else:
-            self.store_error = None
         self.state, self.since, self.seq = destination, now, record.seq
         self.state_version += 1
         self.transitions_fired += 1
@@ -406,6 +428,8 @@ class RunningMachine:
             self.name, name, current, destination, record.seq, now, cause, True
         )
         self._events.committed([event], stored=stored and self._events.durable)
+        if stored and self.store_error is not None:
+            await self._resync()
         self._reconcile(state_entered=True)
         self._observer.transitioned(self.name, result)
         self._node.transitioned(self, result)
@@ -419,11 +443,65 @@ class RunningMachine:
         return f"valid only from {', '.join(spec.sources)}"
 
     def _store_failed(self, exc: StoreError) -> None:
-        if self.store_error != str(exc):
+        """Keep running in memory; log the error when it changes and then at most once every
+        ``STORE_ERROR_LOG_EVERY`` seconds (not once per write); retry in the background."""
+        now = self._clock.monotonic()
+        self._store_failures += 1
+        last = self._store_logged_at
+        if self.store_error != str(exc) or last is None or now - last >= STORE_ERROR_LOG_EVERY:
             log.error(
-                "cannot record state: %s", exc, extra={"machine": self.name, "error": str(exc)}
+                "cannot record state: %s (%d failed writes, %d transitions not recorded)",
+                exc,
+                self._store_failures,
+                len(self._gap),
+                extra={
+                    "machine": self.name,
+                    "error": str(exc),
+                    "failed_writes": self._store_failures,
+                    "unrecorded": len(self._gap),
+                },
             )
+            self._store_logged_at = now
+            self._store_failures = 0
         self.store_error = str(exc)
+        if not self._stopped and (self._store_retry is None or self._store_retry.done()):
+            self._store_retry = asyncio.get_running_loop().create_task(
+                self._retry_store(), name=f"machine-store-retry:{self.name}"
+            )
+            self._tasks.append(self._store_retry)
+
+    async def _retry_store(self) -> None:
+        """While the store fails, queue an attempt to write the current state now and then:
+        a machine that does not move must still get back in line when space returns."""
+        while self.store_error is not None and not self._stopped:
+            await self._clock.sleep(STORE_RETRY_EVERY)
+            self._queue.put_nowait(_Resync())
+
+    async def _resync(self) -> None:
+        """Write the whole current state, data and seq; once that works, report the gap."""
+        if self.store_error is None:
+            return
+        saved = SavedMachine(
+            self.name, self.spec.version, self.state, self.since, self.seq, self.data
+        )
+        try:
+            await self._store.save(saved)
+        except StoreError as exc:
+            self._store_failed(exc)
+            return
+        gap, error = self._gap, self.store_error
+        self._gap, self.store_error = [], None
+        self._store_failures, self._store_logged_at = 0, None
+        detail: dict[str, Any] = {"unrecorded_transitions": len(gap), "error": error}
+        if gap:
+            detail["unrecorded_seq"] = [gap[0], gap[-1]]
+        log.warning(
+            "recording state again: %d transitions (seq %s) were not recorded",
+            len(gap),
+            f"{gap[0]}-{gap[-1]}" if gap else "none",
+            extra={"machine": self.name, "seq": self.seq, **detail},
+        )
+        await self.announce(LifecycleStep.RECORDING_RESUMED, detail)
 
     # watchers --------------------------------------------------------------------------------
     def _should_run(self, spec: WatcherSpec) -> bool:
@@ -460,6 +538,7 @@ class RunningMachine:
             "transitions_fired": self.transitions_fired,
             "transitions_rejected": self.transitions_rejected,
             "store_error": self.store_error,
+            "unrecorded_transitions": self.unrecorded_transitions,
             "data": self.data,
             "watchers": [w.status() for w in self.watchers],
         }

@@ -14,7 +14,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Self
 
 from steward.machine.source import Fields
 from steward.watchers.base import MachineHandle, Outcome, Watcher, WatcherResult
+from steward.watchers.processes import STARTED, kill_tree
 
 TYPE = "exec"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -193,19 +193,13 @@ async def run_process(
     """
     loop = asyncio.get_running_loop()
     try:
-        transport, capture = await loop.subprocess_exec(
-            lambda: _Capture(loop),
-            *argv,
-            cwd=cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
+        with STARTED.start():  # the daemon's reaper leaves this child to asyncio
+            transport, capture = await _spawn(loop, argv, cwd, env)
     except OSError as exc:
         return ProcessRun(None, "", "", error=f"cannot run {argv[0]}: {exc.strerror or exc}")
     pid = transport.get_pid()
+    STARTED.pids.add(pid)
+    capture.exited.add_done_callback(lambda _: STARTED.pids.discard(pid))
     timed_out = False
     try:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
@@ -215,11 +209,11 @@ async def run_process(
                 await asyncio.shield(capture.exited)
         except TimeoutError:
             timed_out = True
-            _kill_group(pid)
+            await _kill_group(pid)
             await capture.exited
         await asyncio.wait([capture.drained], timeout=DRAIN_GRACE)
     except asyncio.CancelledError:
-        _kill_group(pid)
+        await _kill_group(pid)
         # reap it before going on, so a stopped watcher leaves no process behind
         await asyncio.wait([capture.exited], timeout=REAP_TIMEOUT)
         transport.close()
@@ -231,6 +225,21 @@ async def run_process(
         bytes(capture.output[1]).decode("utf-8", "replace"),
         bytes(capture.output[2]).decode("utf-8", "replace"),
         timed_out=timed_out,
+    )
+
+
+async def _spawn(
+    loop: asyncio.AbstractEventLoop, argv: tuple[str, ...], cwd: Path, env: dict[str, str]
+) -> tuple[asyncio.SubprocessTransport, _Capture]:
+    return await loop.subprocess_exec(
+        lambda: _Capture(loop),
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
     )
 
 
@@ -261,9 +270,10 @@ class _Capture(asyncio.SubprocessProtocol):
             self.exited.set_result(None)
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+async def _kill_group(pid: int) -> None:
+    # the group and every descendant that escaped it (setsid). Walking /proc takes some ms,
+    # so it runs in a thread; the tree is frozen first, so nothing forks meanwhile
+    await asyncio.to_thread(kill_tree, pid)
 
 
 def _first_line(text: str) -> str:

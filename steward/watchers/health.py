@@ -106,7 +106,10 @@ def _http(fields: Fields) -> HttpProbe | None:
         return None
     url = f.string("url", required=True)
     if url is not None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket: http://[::1
+            parts = urlsplit("")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             f.error("url", f"must be an http:// or https:// URL with a host, got {url!r}")
             url = None
@@ -184,7 +187,9 @@ def _tcp(fields: Fields) -> TcpProbe | None:
         return None
     host, sep, port_text = address.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    # isdigit alone lets '²' or a 5000-digit port through to int(), which raises
+    port_ok = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    if not sep or not host or not port_ok or not 1 <= int(port_text) <= 65535:
         f.error("address", f"must be host:port with a port 1-65535, got {address!r}")
         return None
     return TcpProbe(host, int(port_text), timeout or DEFAULT_TIMEOUT)

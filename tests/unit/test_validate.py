@@ -390,7 +390,7 @@ BAD_INPUTS = [
         mutate("    type: exec\n", "    type: kv\n"),
         [
             "m.yaml:13:11: watchers[0].type: unsupported watcher type 'kv' (watcher 'check'); "
-            "supported: exec, file, health, nagios, schedule, timer"
+            "supported: docker, exec, file, health, nagios, schedule, timer"
         ],
         id="unsupported-type",
     ),
@@ -838,7 +838,7 @@ def test_unsupported_type_of_unnamed_watcher() -> None:
     assert messages(text) == [
         "m.yaml:12:5: watchers[0]: missing required field 'watchers[0].name'",
         "m.yaml:12:11: watchers[0].type: unsupported watcher type 'kv'; "
-        "supported: exec, file, health, nagios, schedule, timer",
+        "supported: docker, exec, file, health, nagios, schedule, timer",
     ]
 
 
@@ -914,11 +914,14 @@ def test_testmachine_shape() -> None:
 def test_machine_manager_names_each_unsupported_type_and_watcher() -> None:
     assert [str(p) for p in conformance_problems("machine-manager.yaml")] == [
         "machine-manager.yaml:26:11: watchers[0].type: unsupported watcher type 'kv' "
-        "(watcher 'initial_specification'); supported: exec, file, health, nagios, schedule, timer",
+        "(watcher 'initial_specification'); "
+        "supported: docker, exec, file, health, nagios, schedule, timer",
         "machine-manager.yaml:38:11: watchers[1].type: unsupported watcher type 'kv' "
-        "(watcher 'specification'); supported: exec, file, health, nagios, schedule, timer",
+        "(watcher 'specification'); "
+        "supported: docker, exec, file, health, nagios, schedule, timer",
         "machine-manager.yaml:49:11: watchers[2].type: unsupported watcher type 'machines' "
-        "(watcher 'manage_machines'); supported: exec, file, health, nagios, schedule, timer",
+        "(watcher 'manage_machines'); "
+        "supported: docker, exec, file, health, nagios, schedule, timer",
     ]
 
 

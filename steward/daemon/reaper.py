@@ -1,0 +1,94 @@
+"""The daemon as a child subreaper: no command's descendant outlives it, no zombie piles up.
+
+``become_subreaper`` sets PR_SET_CHILD_SUBREAPER, so a process that escaped a command's
+process group (``setsid``) and lost its parent is reparented to the daemon instead of init.
+``Reaper`` then looks at the daemon's children every ``interval``: an orphan that has exited
+is reaped (``waitpid`` on that pid only). The children ``run_process`` started are never
+touched — asyncio's child watcher waits for those (``steward.watchers.processes.STARTED``).
+On ``stop`` every orphan still running is killed with its whole tree and reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import time
+
+from steward.watchers.processes import STARTED, ProcStat, kill_tree, process_table
+
+log = logging.getLogger("steward.daemon")
+
+PR_SET_CHILD_SUBREAPER = 36
+REAP_INTERVAL = 1.0  # seconds between two looks for exited orphans
+STOP_TIMEOUT = 5.0  # seconds to wait for killed orphans to exit
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants. False if the OS refuses."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        ok = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+    if not ok:
+        log.warning("cannot become a child subreaper: %s", os.strerror(ctypes.get_errno()))
+    return bool(ok)
+
+
+class Reaper:
+    """Reaps the orphans reparented to this process; kills the ones left at stop."""
+
+    def __init__(self, interval: float = REAP_INTERVAL) -> None:
+        self.interval = interval
+        self.reaped = 0
+        self.killed = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if not become_subreaper():
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="reaper")
+
+    async def stop(self) -> None:
+        """Kill every orphan still running (and its descendants), then reap them."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while True:
+            orphans = await asyncio.to_thread(self._orphans)
+            running = [o.pid for o in orphans if o.state not in ("Z", "X")]
+            for pid in running:
+                self.killed += len(kill_tree(pid))
+            self._reap(orphans)
+            if not orphans or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        if self.killed:
+            log.info("killed %d leftover command processes", self.killed)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self._reap(await asyncio.to_thread(self._orphans))
+
+    @staticmethod
+    def _orphans() -> list[ProcStat]:
+        me = os.getpid()
+        return [s for s in process_table().values() if s.ppid == me]
+
+    def _reap(self, candidates: list[ProcStat]) -> None:
+        """waitpid() the exited orphans among ``candidates``; on the loop, like spawns are."""
+        if STARTED.starting:
+            return  # a child being spawned is not in STARTED.pids yet: look again later
+        for stat in candidates:
+            if stat.state != "Z" or stat.pid in STARTED.pids:
+                continue
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(stat.pid, os.WNOHANG)[0] == stat.pid:
+                    self.reaped += 1

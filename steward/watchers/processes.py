@@ -1,0 +1,118 @@
+"""The processes watchers start: which pids are asyncio's, and killing a whole process tree.
+
+A command may escape its process group (``setsid``), so killing the group is not enough:
+``kill_tree`` walks /proc for every process whose parent chain leads back to the command (or
+that shares its group or session), stops them all so none can fork again, then kills them.
+
+``STARTED`` holds the pids ``run_process`` started and asyncio's child watcher waits for.
+It is process-wide because children are: the daemon's reaper (``steward.daemon.reaper``)
+reaps only children that are neither in it nor being started, so it never takes an exit
+status asyncio is waiting for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROC = Path("/proc")
+FREEZE_ROUNDS = 5  # walks of /proc to catch processes forked while the tree is being stopped
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    pid: int
+    state: str  # R, S, D, Z, T, …
+    ppid: int
+    pgid: int
+    sid: int
+
+
+@dataclass
+class StartedPids:
+    """The children ``run_process`` started and has not seen exit, and starts in progress."""
+
+    pids: set[int] = field(default_factory=set)
+    starting: int = 0
+
+    @contextlib.contextmanager
+    def start(self) -> Iterator[None]:
+        """Around the spawn: while it runs, a new child exists that is not in ``pids`` yet."""
+        self.starting += 1
+        try:
+            yield
+        finally:
+            self.starting -= 1
+
+
+STARTED = StartedPids()
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # the command name is in parentheses and may hold spaces or ')': split at the last one
+    fields = text.rsplit(")", 1)[1].split()
+    return ProcStat(pid, fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
+
+
+def process_table() -> dict[int, ProcStat]:
+    table = {}
+    for entry in os.scandir(PROC):
+        if entry.name.isdigit():
+            stat = read_stat(int(entry.name))
+            if stat is not None:
+                table[stat.pid] = stat
+    return table
+
+
+def descendants(root: int, table: dict[int, ProcStat] | None = None) -> set[int]:
+    """Every live process below ``root``, or in its group or session, and theirs (not root)."""
+    table = process_table() if table is None else table
+    children: dict[int, list[int]] = {}
+    for stat in table.values():
+        children.setdefault(stat.ppid, []).append(stat.pid)
+    todo = [root]
+    todo += [s.pid for s in table.values() if root in (s.pgid, s.sid)]
+    found: set[int] = set()
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        todo.extend(children.get(pid, ()))
+    found.discard(root)
+    return {p for p in found if p in table and table[p].state not in ("Z", "X")}
+
+
+def kill_tree(root: int) -> set[int]:
+    """SIGKILL ``root``, its group, and every descendant, escaped or not. Returns the pids.
+
+    The tree is stopped (SIGSTOP) first, walk after walk, so nothing forks while it is being
+    killed; then every stopped process is killed at once.
+    """
+    frozen: set[int] = set()
+    _signal(root, signal.SIGSTOP)
+    for _ in range(FREEZE_ROUNDS):
+        new = descendants(root) - frozen
+        if not new:
+            break
+        for pid in new:
+            _signal(pid, signal.SIGSTOP)
+        frozen |= new
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(root, signal.SIGKILL)
+    for pid in (root, *frozen):
+        _signal(pid, signal.SIGKILL)
+    return frozen | {root}
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)

@@ -188,10 +188,8 @@ def _read_file(path: Path) -> Config:
                 ("format", "log_format", LOG_FORMATS),
                 ("level", "log_level", LOG_LEVELS),
             ):
-                value = logs.string(key)
-                if value is not None and value not in allowed:
-                    logs.error(key, f"must be one of {', '.join(allowed)}, got {value!r}")
-                elif value is not None:
+                value = logs.choice(key, allowed)
+                if value is not None:
                     values[target] = value
             logs.finish(" in log")
         _read_nats(doc, values)
@@ -233,10 +231,8 @@ def _read_events(doc: Fields, values: dict[str, Any]) -> None:
     events = doc.mapping("events")
     if events is None:
         return
-    fmt = events.string("format")
-    if fmt is not None and fmt not in EVENT_FORMATS:
-        events.error("format", f"must be one of {', '.join(EVENT_FORMATS)}, got {fmt!r}")
-    elif fmt is not None:
+    fmt = events.choice("format", EVENT_FORMATS)
+    if fmt is not None:
         values["events_format"] = fmt
     prefix = events.string("subject_prefix")
     if prefix is not None and not SUBJECT_PREFIX_RE.match(prefix):

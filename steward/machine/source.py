@@ -10,7 +10,8 @@ Readers never raise for bad input; they collect every problem so a user sees the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import shlex
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -320,6 +321,42 @@ class Fields:
             self.error(key, f"must be at most {maximum}s, got {value}")
             return None
         return seconds
+
+    def choice(self, key: str, allowed: Sequence[str]) -> str | None:
+        """A string that must be one of ``allowed``; None if absent or invalid."""
+        value = self.string(key)
+        if value is not None and value not in allowed:
+            self.error(key, f"must be one of {', '.join(allowed)}, got {value!r}")
+            return None
+        return value
+
+    def command_line(self, key: str) -> tuple[str, tuple[str, ...]] | None:
+        """A required command line, split with shlex (no shell): (text, argv)."""
+        command = self.string(key, required=True)
+        if command is None:
+            return None
+        try:
+            argv = tuple(shlex.split(command))
+        except ValueError as exc:
+            self.error(key, f"cannot split command: {exc}")
+            return None
+        if not argv or not argv[0]:
+            self.error(key, "must not be empty")
+            return None
+        return command, argv
+
+    def assignments(self, key: str) -> tuple[tuple[str, str], ...]:
+        """A list of ``KEY=VALUE`` strings (environment variables), each checked."""
+        out: list[tuple[str, str]] = []
+        for item, pos in self.strings(key):
+            name, sep, value = item.partition("=")
+            if not sep or not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+                self.problems.add(
+                    pos, f"must be KEY=VALUE with a valid variable name, got {item!r}"
+                )
+            else:
+                out.append((name, value))
+        return tuple(out)
 
     def strings(self, key: str, *, required: bool = False) -> list[tuple[str, Position]]:
         """A list of non-empty strings, each with its position."""

@@ -103,7 +103,7 @@ class DockerProperties:
             desired=desired,
             image=image,
             command=command,
-            env=_env(fields),
+            env=fields.assignments("env"),
             ports=_ports(fields),
             volumes=_volumes(fields),
             labels=_labels(fields),
@@ -119,26 +119,8 @@ E = TypeVar("E", bound=StrEnum)
 
 
 def _choice(fields: Fields, key: str, kind: type[E], default: E) -> E:
-    value = fields.string(key)
-    if value is None:
-        return default
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in kind)
-        fields.error(key, f"must be one of {allowed}, got {value!r}")
-        return default
-
-
-def _env(fields: Fields) -> tuple[tuple[str, str], ...]:
-    env: list[tuple[str, str]] = []
-    for item, pos in fields.strings("env"):
-        key, sep, value = item.partition("=")
-        if not sep or not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
-            fields.problems.add(pos, f"must be KEY=VALUE with a valid variable name, got {item!r}")
-        else:
-            env.append((key, value))
-    return tuple(env)
+    value = fields.choice(key, [m.value for m in kind])
+    return default if value is None else kind(value)
 
 
 def _ports(fields: Fields) -> tuple[tuple[str, tuple[str, str]], ...]:

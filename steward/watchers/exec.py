@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -43,31 +42,13 @@ class ExecProperties:
 
     @classmethod
     def parse(cls, fields: Fields) -> Self:
-        command = fields.string("command", required=True)
-        argv: tuple[str, ...] = ()
-        if command is not None:
-            try:
-                argv = tuple(shlex.split(command))
-            except ValueError as exc:
-                fields.error("command", f"cannot split command: {exc}")
-            else:
-                if not argv or not argv[0]:
-                    fields.error("command", "must not be empty")
+        command, argv = fields.command_line("command") or ("", ())
         timeout = fields.duration("timeout", minimum=0.001, minimum_text="1ms")
-        env: list[tuple[str, str]] = []
-        for item, pos in fields.strings("environment"):
-            key, sep, value = item.partition("=")
-            if not sep or not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
-                fields.problems.add(
-                    pos, f"must be KEY=VALUE with a valid variable name, got {item!r}"
-                )
-            else:
-                env.append((key, value))
         props = cls(
-            command=command or "",
+            command=command,
             argv=argv,
             timeout=10.0 if timeout is None else timeout,
-            environment=tuple(env),
+            environment=fields.assignments("environment"),
             parse_as_data=fields.boolean("parse_as_data", False),
             suppress_success_announce=fields.boolean("suppress_success_announce", False),
             gather_initial_state=fields.boolean("gather_initial_state", False),

@@ -17,7 +17,6 @@ perfdata that could not be parsed, the streaks, and the last few results.
 from __future__ import annotations
 
 import re
-import shlex
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
@@ -60,7 +59,7 @@ class HealthProperties:
             fields.problems.add(fields.pos, "properties need one of 'command', 'http' or 'tcp'")
         for extra in given[1:]:
             fields.error(extra, f"'{given[0]}' is already set: use only one of command, http, tcp")
-        command = parse_command(fields, "command") if fields.has("command") else None
+        command = fields.command_line("command") if fields.has("command") else None
         fields.raw("command")  # known even when absent, for the unknown-field hint
         timeout = fields.duration("timeout", minimum=0.001, minimum_text="1ms")
         if timeout is not None and "command" not in given:
@@ -82,22 +81,6 @@ class HealthProperties:
         )
         fields.finish(" in health properties")
         return props
-
-
-def parse_command(fields: Fields, key: str) -> tuple[str, tuple[str, ...]] | None:
-    """A command line, split with shlex (no shell)."""
-    command = fields.string(key, required=True)
-    if command is None:
-        return None
-    try:
-        argv = tuple(shlex.split(command))
-    except ValueError as exc:
-        fields.error(key, f"cannot split command: {exc}")
-        return None
-    if not argv or not argv[0]:
-        fields.error(key, "must not be empty")
-        return None
-    return command, argv
 
 
 def _http(fields: Fields) -> HttpProbe | None:

@@ -15,7 +15,7 @@ from typing import Any, Self
 
 from steward.machine.source import Fields
 from steward.watchers.base import Outcome, Watcher, WatcherResult
-from steward.watchers.health import DEFAULT_TIMEOUT, ResultLog, observe, parse_command
+from steward.watchers.health import DEFAULT_TIMEOUT, ResultLog, observe
 from steward.watchers.probes import CommandProbe, Status
 
 TYPE = "nagios"
@@ -38,7 +38,7 @@ class NagiosProperties:
         if fields.has("builtin"):
             fields.raw("builtin")
             fields.error("builtin", "Choria's builtin checks are not supported; use 'plugin'")
-        command = parse_command(fields, "plugin")
+        command = fields.command_line("plugin")
         timeout = fields.duration("timeout", minimum=0.001, minimum_text="1ms")
         annotations: list[tuple[str, str]] = []
         a = fields.mapping("annotations")

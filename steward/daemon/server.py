@@ -114,7 +114,6 @@ class Daemon:
         self._lock: IO[str] | None = None
         self._should_exit = asyncio.Event()
         self._force_exit = asyncio.Event()
-        self._rescan_requested = asyncio.Event()
         self._specs = SpecCache()  # a rescan re-parses only the files whose bytes changed
         self.reaper = Reaper()  # orphans of watcher commands: reaped, and killed at stop
         self._logged_problems: dict[str, tuple[str, tuple[Problem, ...]]] = {}
@@ -190,17 +189,8 @@ class Daemon:
 
     # main loop -----------------------------------------------------------------------------
     async def main_loop(self) -> None:
-        stop = asyncio.ensure_future(self._should_exit.wait())
-        try:
-            while not self._should_exit.is_set():
-                rescan = asyncio.ensure_future(self._rescan_requested.wait())
-                await asyncio.wait([stop, rescan], return_when=asyncio.FIRST_COMPLETED)
-                rescan.cancel()
-                if self._rescan_requested.is_set() and not self._should_exit.is_set():
-                    self._rescan_requested.clear()
-                    self.watch.wake()  # its one slot: never two rescans at once
-        finally:
-            stop.cancel()
+        """Machines, reloads and the API all run in their own tasks: wait for a stop."""
+        await self._should_exit.wait()
 
     def request_exit(self) -> None:
         if self._should_exit.is_set():
@@ -209,7 +199,7 @@ class Daemon:
         self._should_exit.set()
 
     def request_rescan(self) -> None:
-        self._rescan_requested.set()
+        self.watch.wake()  # its one slot: never two rescans at once
 
     async def rescan(self) -> None:
         """Bring the running machines in line with the directory.

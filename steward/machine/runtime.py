@@ -233,13 +233,6 @@ class RunningMachine:
         """Another machine moved: watchers that depend on foreign states may (de)activate."""
         self._reconcile(state_entered=False)
 
-    def depends_on(self, machine: str) -> bool:
-        return any(
-            fs.machine_name == machine
-            for w in self.spec.watchers
-            for fs in w.foreign_state_required
-        )
-
     # the queue -------------------------------------------------------------------------------
     async def _process(self) -> None:
         while True:

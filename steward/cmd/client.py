@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from steward.errors import ApiError
+from steward.events.envelope import EventKind
 
 TIMEOUT = 30.0
 
@@ -26,6 +29,37 @@ class ApiClient:
     def transition(self, machine: str, transition: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/machines/{machine}/transition", {"transition": transition})
 
+    async def events(
+        self, *, follow: bool, machine: str | None, kind: EventKind | None, recent: int
+    ) -> AsyncIterator[bytes]:
+        """Each event (structured CloudEvent JSON): the recent ones, then live with ``follow``."""
+        params = {"recent": str(recent)}
+        if machine:
+            params["machine"] = machine
+        if kind:
+            params["type"] = kind.value
+        if follow:
+            params["follow"] = "1"
+        # no total timeout: a followed stream lasts as long as the user wants
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+        try:
+            async with (
+                self._session(timeout) as session,
+                session.get("http://steward/v1/events", params=params) as resp,
+            ):
+                if resp.status >= 400:
+                    data = await resp.json(content_type=None)
+                    raise ApiError(data.get("error", f"daemon answered {resp.status}"))
+                if not follow:
+                    for event in await resp.json(content_type=None):
+                        yield json.dumps(event).encode()
+                    return
+                async for line in resp.content:
+                    if line.startswith(b"data: "):
+                        yield line[6:].rstrip(b"\n")
+        except aiohttp.ClientConnectionError as exc:
+            raise self._unreachable(exc) from exc
+
     def require_socket(self) -> None:
         if not self.socket_path.exists():
             raise ApiError(
@@ -37,12 +71,17 @@ class ApiClient:
         self.require_socket()
         return asyncio.run(self._request(method, path, body))
 
-    async def _request(self, method: str, path: str, body: Any) -> dict[str, Any]:
+    def _session(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
         connector = aiohttp.UnixConnector(path=str(self.socket_path))
-        timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+        return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+    def _unreachable(self, exc: Exception) -> ApiError:
+        return ApiError(f"cannot reach the steward daemon at {self.socket_path}: {exc}")
+
+    async def _request(self, method: str, path: str, body: Any) -> dict[str, Any]:
         try:
             async with (
-                aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+                self._session(aiohttp.ClientTimeout(total=TIMEOUT)) as session,
                 session.request(method, f"http://steward{path}", json=body) as resp,
             ):
                 try:
@@ -56,6 +95,6 @@ class ApiClient:
                     raise ApiError("daemon sent an unexpected reply")
                 return data
         except aiohttp.ClientConnectionError as exc:
-            raise ApiError(f"cannot reach the steward daemon at {self.socket_path}: {exc}") from exc
+            raise self._unreachable(exc) from exc
         except TimeoutError as exc:
             raise ApiError(f"the steward daemon at {self.socket_path} did not answer") from exc

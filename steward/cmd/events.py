@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
-import aiohttp
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
@@ -16,43 +13,6 @@ from steward.errors import ApiError
 from steward.events.envelope import EventKind, subject_token
 
 CONNECT_TIMEOUT = 3  # seconds for one connection attempt
-
-
-async def local_events(
-    socket_path: Path,
-    *,
-    follow: bool,
-    machine: str | None,
-    kind: EventKind | None,
-    recent: int,
-) -> AsyncIterator[bytes]:
-    """Each event (structured CloudEvent JSON) from the daemon on ``socket_path``."""
-    params = {"recent": str(recent)}
-    if machine:
-        params["machine"] = machine
-    if kind:
-        params["type"] = kind.value
-    if follow:
-        params["follow"] = "1"
-    connector = aiohttp.UnixConnector(path=str(socket_path))
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-    try:
-        async with (
-            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-            session.get("http://steward/v1/events", params=params) as resp,
-        ):
-            if resp.status >= 400:
-                data = await resp.json(content_type=None)
-                raise ApiError(data.get("error", f"daemon answered {resp.status}"))
-            if not follow:
-                for event in await resp.json(content_type=None):
-                    yield json.dumps(event).encode()
-                return
-            async for line in resp.content:
-                if line.startswith(b"data: "):
-                    yield line[6:].rstrip(b"\n")
-    except aiohttp.ClientConnectionError as exc:
-        raise ApiError(f"cannot reach the steward daemon at {socket_path}: {exc}") from exc
 
 
 def fleet_subject(

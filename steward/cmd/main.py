@@ -295,7 +295,7 @@ def events(
     config_file: str | None,
 ) -> None:
     """Show events: the local daemon's (recent, or --follow), or a fleet's through --nats."""
-    from steward.cmd.events import fleet_events, fleet_subject, local_events
+    from steward.cmd.events import fleet_events, fleet_subject
 
     event_kind = EventKind(kind) if kind else None
 
@@ -310,8 +310,8 @@ def events(
     client = _client(socket, state_dir, config_file)
 
     async def from_daemon() -> None:
-        async for body in local_events(
-            client.socket_path, follow=follow, machine=machine, kind=event_kind, recent=limit
+        async for body in client.events(
+            follow=follow, machine=machine, kind=event_kind, recent=limit
         ):
             show(body)
 

@@ -1,10 +1,10 @@
 """YAML 1.2 documents with positions, and a reader that validates them field by field.
 
-``load_yaml`` parses text with ruamel.yaml's round-trip loader (YAML 1.2: ``on``/``off``/``yes``
-stay strings) and keeps every node's line and column. ``Fields`` reads one mapping: each
-accessor marks its key as known, checks the type, records a ``Problem`` with the exact
-position and field path when something is wrong, and ``finish()`` reports the unknown keys.
-Readers never raise for bad input; they collect every problem so a user sees them all at once.
+``load_yaml`` (from ``yamldoc``) parses a document keeping every node's line and column.
+``Fields`` reads one mapping: each accessor marks its key as known, checks the type, records a
+``Problem`` with the exact position and field path when something is wrong, and ``finish()``
+reports the unknown keys. Readers never raise for bad input; they collect every problem so a
+user sees them all at once.
 """
 
 from __future__ import annotations
@@ -15,23 +15,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.composer import Composer, ComposerError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from ruamel.yaml.reader import ReaderError
 
-from steward.errors import Problem, Severity, SpecError
+from steward.errors import Problem, Severity
 from steward.machine.durations import parse_duration
+from steward.machine.yamldoc import load_yaml
 
-MAX_DOCUMENT_BYTES = 1 << 20
-# limits a hostile document cannot get past (see docs/reliability.md)
-MAX_DEPTH = 50  # nesting of lists and mappings, aliases expanded
-MAX_NODES = 50_000  # values in a document, each alias counted at its full expanded size
-MAX_INTEGER_CHARS = 100  # longer integer literals are rejected before Python converts them
-INT_TAG = "tag:yaml.org,2002:int"
+__all__ = ["Fields", "Position", "Problems", "load_yaml", "type_name"]
 
 
 @dataclass(frozen=True)
@@ -60,102 +50,6 @@ class Problems:
     @property
     def has_errors(self) -> bool:
         return any(p.severity is Severity.ERROR for p in self.items)
-
-
-class BoundedComposer(Composer):
-    """ruamel's composer, refusing what would make loading or validating unbounded.
-
-    Nesting deeper than MAX_DEPTH, more than MAX_NODES values (an alias counts as the whole
-    value it names, so a "billion laughs" document stops at the budget instead of growing
-    exponentially), a recursive alias, and integer literals longer than MAX_INTEGER_CHARS
-    (Python refuses to convert or print them) all become a YAML error at their position.
-    """
-
-    def __init__(self, loader: Any = None) -> None:
-        super().__init__(loader=loader)
-        self._depth = 0
-        self._nodes = 0
-        self._shape: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, depth)
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.parser.peek_event()
-        if isinstance(event, AliasEvent):
-            target = self.anchors.get(event.anchor)
-            if target is not None:
-                if isinstance(target, SequenceNode | MappingNode) and target.end_mark is None:
-                    self._refuse(f"recursive alias *{event.anchor}", event)
-                size, depth = self._measure(target)
-                self._count(size, event)
-                if self._depth + depth > MAX_DEPTH:
-                    self._refuse(f"alias *{event.anchor} nests deeper than {MAX_DEPTH}", event)
-            return super().compose_node(parent, index)
-        self._depth += 1
-        if self._depth > MAX_DEPTH:
-            self._refuse(f"nested deeper than {MAX_DEPTH} levels", event)
-        self._count(1, event)
-        node = super().compose_node(parent, index)
-        self._depth -= 1
-        return node
-
-    def compose_scalar_node(self, anchor: Any) -> Any:
-        node = super().compose_scalar_node(anchor)
-        if str(node.tag) == INT_TAG and len(node.value) > MAX_INTEGER_CHARS:
-            self._refuse(f"integer longer than {MAX_INTEGER_CHARS} characters", node)
-        return node
-
-    def _count(self, nodes: int, where: Any) -> None:
-        self._nodes += nodes
-        if self._nodes > MAX_NODES:
-            self._refuse(f"more than {MAX_NODES} values (aliases count at full size)", where)
-
-    def _measure(self, node: Node) -> tuple[int, int]:
-        """Size and depth of a complete node with aliases expanded (bounded by MAX_DEPTH)."""
-        known = self._shape.get(id(node))
-        if known is not None:
-            return known
-        children: list[Node] = []
-        if isinstance(node, SequenceNode):
-            children = list(node.value)
-        elif isinstance(node, MappingNode):
-            children = [n for pair in node.value for n in pair]
-        shapes = [self._measure(c) for c in children if not isinstance(c, ScalarNode)]
-        size = 1 + len(children) - len(shapes) + sum(s for s, _ in shapes)
-        shape = self._shape[id(node)] = (size, 1 + max((d for _, d in shapes), default=1))
-        return shape
-
-    @staticmethod
-    def _refuse(message: str, where: Any) -> None:
-        raise ComposerError(None, None, message, where.start_mark)
-
-
-def load_yaml(text: str, file: str) -> Any:
-    """Parse one YAML 1.2 document; syntax errors become a SpecError with the position."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
-        raise SpecError(
-            [Problem(file, 0, 0, "", f"file is larger than {MAX_DOCUMENT_BYTES} bytes")]
-        )
-    yaml = YAML(typ="rt")
-    yaml.version = (1, 2)
-    yaml.Composer = BoundedComposer
-    try:
-        return yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-        what = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.problem and exc.problem.startswith("but "):
-            what = f"{exc.context}, {exc.problem}"
-        raise SpecError([Problem(file, line, col, "", f"YAML: {what}")]) from exc
-    except ReaderError as exc:
-        before = text[: exc.position]
-        line, col = before.count("\n") + 1, len(before) - before.rfind("\n")
-        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        what = f"YAML: character #x{char:04x} is not allowed ({exc.reason})"
-        raise SpecError([Problem(file, line, col, "", what)]) from exc
-    except YAMLError as exc:
-        raise SpecError([Problem(file, 0, 0, "", f"YAML: {exc}")]) from exc
-    except RecursionError as exc:
-        raise SpecError([Problem(file, 0, 0, "", "YAML: nesting too deep")]) from exc
 
 
 def type_name(value: object) -> str:

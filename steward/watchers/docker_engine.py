@@ -27,10 +27,10 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker
-import docker.errors
+if TYPE_CHECKING:
+    import docker
 
 log = logging.getLogger("steward.watcher.docker")
 
@@ -145,11 +145,12 @@ class Engine:
     # the client -------------------------------------------------------------------------------
     def _new_client(self) -> docker.APIClient:
         """A client with the engine's API version (asks the engine: fails when it is down)."""
+        sdk = _sdk()
         knock(self.label)
         if self.host:
-            return docker.APIClient(base_url=self.host, version="auto", timeout=CALL_TIMEOUT)
-        kwargs = docker.utils.kwargs_from_env()
-        return docker.APIClient(version="auto", timeout=CALL_TIMEOUT, **kwargs)
+            return sdk.APIClient(base_url=self.host, version="auto", timeout=CALL_TIMEOUT)
+        kwargs = sdk.utils.kwargs_from_env()
+        return sdk.APIClient(version="auto", timeout=CALL_TIMEOUT, **kwargs)
 
     def _api(self) -> docker.APIClient:
         with self._client_lock:
@@ -166,16 +167,18 @@ class Engine:
                 client.close()
 
     async def _call(self, what: str, fn: Callable[[docker.APIClient], Any]) -> Any:
+        sdk = _sdk()
+
         def run() -> Any:
             try:
                 return fn(self._api())
-            except docker.errors.NotFound:
+            except sdk.errors.NotFound:
                 raise
             except EngineUnavailable as exc:
                 raise EngineUnavailable(f"{self.label}: {exc}") from exc
-            except docker.errors.APIError as exc:
+            except sdk.errors.APIError as exc:
                 raise EngineError(f"{what}: {_explain(exc)}") from exc
-            except (docker.errors.DockerException, OSError) as exc:
+            except (sdk.errors.DockerException, OSError) as exc:
                 self._drop_client()
                 raise EngineUnavailable(f"{self.label}: {_explain(exc)}") from exc
 
@@ -183,10 +186,12 @@ class Engine:
 
     # the calls -------------------------------------------------------------------------------
     async def inspect(self, name: str) -> ContainerState:
+        sdk = _sdk()
+
         def inspect(api: docker.APIClient) -> ContainerState:
             try:
                 info = api.inspect_container(name)
-            except docker.errors.NotFound:
+            except sdk.errors.NotFound:
                 return ContainerState("missing")
             return ContainerState.from_inspect(info)
 
@@ -196,11 +201,13 @@ class Engine:
     async def create(self, config: ContainerConfig) -> str:
         """Create the container (pulling its image first if allowed and missing); its id."""
 
+        sdk = _sdk()
+
         def create(api: docker.APIClient) -> str:
             if config.pull_missing:
                 try:
                     api.inspect_image(config.image)
-                except docker.errors.NotFound:
+                except sdk.errors.NotFound:
                     api.pull(config.image)
             host_config = api.create_host_config(
                 port_bindings={port: binding for port, binding in config.ports} or None,
@@ -219,7 +226,7 @@ class Engine:
                     host_config=host_config,
                     detach=True,
                 )
-            except docker.errors.ImageNotFound as exc:
+            except sdk.errors.ImageNotFound as exc:
                 raise EngineError(
                     f"image {config.image} is not on the engine"
                     + ("" if config.pull_missing else " (pull: never)")
@@ -276,13 +283,14 @@ class Engine:
 
     def _read_events(self, stop: threading.Event) -> None:
         """The stream thread: read container events until ``stop``; reconnect with backoff."""
+        sdk = _sdk()
         delay = RECONNECT_MIN
         while not stop.is_set():
             client: docker.APIClient | None = None
             try:
                 client = self._new_client()
                 stream = client.events(decode=True, filters={"type": "container"})
-            except (EngineUnavailable, docker.errors.DockerException, OSError) as exc:
+            except (EngineUnavailable, sdk.errors.DockerException, OSError) as exc:
                 if client is not None:
                     client.close()
                 self._connection(stop, False, _explain(exc))
@@ -303,7 +311,7 @@ class Engine:
                     if stop.is_set():
                         break
                     self._forward(event)
-            except (docker.errors.DockerException, OSError, ValueError) as exc:
+            except (sdk.errors.DockerException, OSError, ValueError) as exc:
                 log.debug("docker event stream broke: %s", exc)
             finally:
                 with contextlib.suppress(Exception):
@@ -371,9 +379,20 @@ def _bind_target(bind: str) -> str:
     return parts[1] if len(parts) > 1 else parts[0]
 
 
+def _sdk() -> Any:
+    """The docker SDK, imported on first use: ~7 MiB that a node without docker watchers never
+    loads (it pulls in requests and urllib3)."""
+    import docker
+    import docker.errors
+    import docker.utils
+
+    return docker
+
+
 def _explain(exc: BaseException) -> str:
     """One line about an SDK error, without its chain of wrappers."""
-    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+    sdk = _sdk()
+    if isinstance(exc, sdk.errors.APIError) and exc.explanation:
         return str(exc.explanation)
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:300]

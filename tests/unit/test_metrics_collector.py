@@ -226,7 +226,7 @@ async def test_endpoint_on_port_zero_serves_its_own_registry() -> None:
     servers = []
     for i in range(2):  # two daemons in one process, each with its own registry
         registry = new_registry()
-        MachineMetrics(registry).transitions.labels(f"m{i}", "go").inc()
+        MachineMetrics(registry).rejected(f"m{i}", "go")
         server = MetricsServer(registry, "127.0.0.1", 0)
         await server.start()
         servers.append(server)
@@ -239,7 +239,7 @@ async def test_endpoint_on_port_zero_serves_its_own_registry() -> None:
                     assert response.headers["Content-Type"].startswith("text/plain; version=")
                     text = await response.text()
                 families = {f.name for f in text_string_to_metric_families(text)}
-                assert {"steward_transitions", "process_resident_memory_bytes"} <= families
+                assert {"steward_transitions_rejected", "process_resident_memory_bytes"} <= families
                 assert f'machine="m{i}"' in text and f'machine="m{1 - i}"' not in text
     finally:
         for server in servers:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -29,7 +29,7 @@ class FakeClock:
 
     def __init__(self) -> None:
         self.now = 0.0
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._timers: list[tuple[float, int, _FakeTimer]] = []
         self._ids = itertools.count()
 
     def time(self) -> float:
@@ -40,24 +40,45 @@ class FakeClock:
 
     async def sleep(self, seconds: float) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + seconds, next(self._ids), fut))
-        await fut
+        timer = self.call_later(seconds, lambda: fut.done() or fut.set_result(None))
+        try:
+            await fut
+        finally:
+            timer.cancel()
+
+    def call_later(self, seconds: float, callback: Callable[[], object]) -> _FakeTimer:
+        timer = _FakeTimer(callback)
+        heapq.heappush(self._timers, (self.now + seconds, next(self._ids), timer))
+        return timer
 
     @property
     def sleepers(self) -> int:
-        return sum(1 for _, _, f in self._sleepers if not f.done())
+        return sum(1 for _, _, t in self._timers if not t.done)
 
     async def advance(self, seconds: float) -> None:
         target = self.now + seconds
         await settle()
-        while self._sleepers and self._sleepers[0][0] <= target:
-            deadline, _, fut = heapq.heappop(self._sleepers)
+        while self._timers and self._timers[0][0] <= target:
+            deadline, _, timer = heapq.heappop(self._timers)
             self.now = max(self.now, deadline)
-            if not fut.done():
-                fut.set_result(None)
+            timer.fire()
             await settle()
         self.now = target
         await settle()
+
+
+class _FakeTimer:
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self._callback = callback
+        self.done = False
+
+    def cancel(self) -> None:
+        self.done = True
+
+    def fire(self) -> None:
+        if not self.done:
+            self.done = True
+            self._callback()
 
 
 class FakeStore:

@@ -119,6 +119,7 @@ class RunningMachine:
         self.resumed = False
         self.transitions_fired = 0
         self.transitions_rejected = 0
+        self._rejections_logged: set[tuple[str, str]] = set()
         self.store_error: str | None = None
         self.unrecorded_transitions = 0  # since start: moved in memory, not in the store
         self._gap: list[int] = []  # seqs of the transitions not recorded since the last write
@@ -368,7 +369,12 @@ class RunningMachine:
             self.transitions_rejected += 1
             self._observer.rejected(self.name, name)
             reason = self._rejection(name, current)
-            log.warning(
+            # a level-triggered watcher repeats its transition every interval: say it once per
+            # transition and state (status and metrics count every one)
+            first = (name, current) not in self._rejections_logged
+            self._rejections_logged.add((name, current))
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
                 "transition %s rejected: %s",
                 name,
                 reason,

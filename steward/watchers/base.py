@@ -10,6 +10,7 @@ machine drops the transition if it moved on meanwhile.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from abc import ABC, abstractmethod
@@ -97,7 +98,8 @@ class Watcher(ABC):
         self.last_run_at: float | None = None  # wall clock, when the last check finished
         self.last_duration: float | None = None
         self._task: asyncio.Task[None] | None = None
-        self._woken = asyncio.Event()  # wake(): run the check now, not at the interval
+        self._woken = False  # wake(): run the check now, not at the end of the interval
+        self._pausing: asyncio.Future[None] | None = None  # set while _pause waits
 
     # the one thing a type implements ---------------------------------------------------------
     @abstractmethod
@@ -137,7 +139,9 @@ class Watcher(ABC):
         Wake-ups coalesce: any number before the next run cause one run; one that arrives
         while a check runs causes one more run right after it. No effect while inactive.
         """
-        self._woken.set()
+        self._woken = True
+        if self._pausing is not None:
+            _release(self._pausing)
 
     def gather(self) -> None:
         """One data-only run (``gather_initial_state``)."""
@@ -163,7 +167,7 @@ class Watcher(ABC):
     async def _loop(self) -> None:
         while True:
             started = self.clock.monotonic()
-            self._woken.clear()
+            self._woken = False
             await self._run_once(self.machine.state_version)
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -175,16 +179,20 @@ class Watcher(ABC):
             await self._pause(max(0.0, interval - elapsed))
 
     async def _pause(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less if ``wake()`` is called meanwhile."""
-        if self._woken.is_set():
+        """Sleep ``seconds``, or less if ``wake()`` is called meanwhile.
+
+        One future and one timer handle: no task, no Event (a pause per watcher per interval
+        is the daemon's most frequent wait).
+        """
+        if self._woken:
             return
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        waker = asyncio.ensure_future(self._woken.wait())
+        pausing = self._pausing = asyncio.get_running_loop().create_future()
+        timer = self.clock.call_later(seconds, functools.partial(_release, pausing))
         try:
-            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+            await pausing
         finally:
-            sleeper.cancel()
-            waker.cancel()
+            timer.cancel()
+            self._pausing = None
 
     async def _run_once(self, version: int) -> None:
         started = self.clock.monotonic()
@@ -218,3 +226,8 @@ class Watcher(ABC):
             "interval": self.interval,
             "state": dict(last.payload) if last else {},
         }
+
+
+def _release(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

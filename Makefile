@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
 .PHONY: venv run test lint typecheck pytest bench bench-reload bench-events bench-quick bench-docker \
-	docker-setup clean
+	docker-setup package package-test clean
 
 venv: $(STAMP)
 
@@ -57,6 +57,14 @@ docker-setup:
 ## reload latency: a machine file renamed into the dir -> running (p50/p99 over 50 drops)
 bench-reload: $(STAMP)
 	$(BIN)/python bench/reload_latency.py --drops 50
+
+## dist/steward_<version>_amd64.deb and dist/steward-<version>.x86_64.rpm (nfpm, uv; see packaging/)
+package:
+	bash packaging/build.sh
+
+## build, install, run, upgrade and purge both packages on this machine (root; CI runs it)
+package-test:
+	bash packaging/test.sh
 
 clean:
 	rm -rf $(VENV) $(STATE_DIR) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -12,7 +12,9 @@ import fcntl
 import logging
 import os
 import random
+import shutil
 import signal
+import tempfile
 import time
 from enum import IntEnum
 from functools import partial
@@ -112,6 +114,7 @@ class Daemon:
         self.started_at = 0.0
         self._api: ControlSocket | None = None
         self._lock: IO[str] | None = None
+        self._tempdir_before: str | None = None
         self._should_exit = asyncio.Event()
         self._force_exit = asyncio.Event()
         self._specs = SpecCache()  # a rescan re-parses only the files whose bytes changed
@@ -137,6 +140,8 @@ class Daemon:
             raise ConfigError(f"machines directory {cfg.machines_dir} does not exist")
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock_state_dir(cfg)
+        self._tempdir_before = tempfile.tempdir
+        tempfile.tempdir = str(_fresh_tmp(cfg.state_dir / "tmp"))
         if cfg.insecure_permissions:
             log.warning(
                 "--insecure-permissions: machine files writable by others are accepted; "
@@ -354,6 +359,7 @@ class Daemon:
             await self.publisher.stop(0 if forced else min(5.0, self.shutdown_timeout))
         await self.store.close()
         if self._lock is not None:
+            tempfile.tempdir = self._tempdir_before
             self._lock.close()
         log.info("steward stopped", extra={"node": self.config.node})
         return forced
@@ -396,6 +402,14 @@ class Daemon:
             },
             "nats": self.publisher.status() if self.publisher is not None else None,
         }
+
+
+def _fresh_tmp(path: Path) -> Path:
+    """The daemon's temp dir (``WATCHER_DATA`` files): emptied at start, so files a daemon
+    killed with SIGKILL left behind do not pile up. Only after the state dir lock is held."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=0o700)
+    return path
 
 
 def _lock_state_dir(config: Config) -> IO[str]:

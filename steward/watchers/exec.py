@@ -73,6 +73,10 @@ class ExecWatcher(Watcher):
     def announces(self, result: WatcherResult) -> bool:
         return not (self.props.suppress_success_announce and result.outcome is Outcome.SUCCESS)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._data_file = DataFile(f"steward-data-{self.machine.name}-{self.name}-")
+
     def _environment(self, data_file: str) -> dict[str, str]:
         env = minimal_environment(self.machine, self.name)
         env["WATCHER_DATA"] = data_file
@@ -87,22 +91,22 @@ class ExecWatcher(Watcher):
             "previous_outcome": previous,
             "previous_run_time": self.last_duration,
         }
-        data_file = await asyncio.to_thread(_write_data_file, self.machine.data_snapshot())
-        try:
-            env = self._environment(data_file)
-            program = resolve_program(props.argv[0], self.machine.directory, env["PATH"])
-            if program is None:
-                return WatcherResult(
-                    Outcome.ERROR,
-                    f"command not found: {props.argv[0]}",
-                    payload={**base_payload, "exit_code": None},
-                )
-            run = await run_process(
-                (program, *props.argv[1:]), self.machine.directory, env, props.timeout
+        env = self._environment(self._data_file.update(self.machine.data_snapshot()))
+        program = resolve_program(props.argv[0], self.machine.directory, env["PATH"])
+        if program is None:
+            return WatcherResult(
+                Outcome.ERROR,
+                f"command not found: {props.argv[0]}",
+                payload={**base_payload, "exit_code": None},
             )
-        finally:
-            await asyncio.to_thread(_remove, data_file)
+        run = await run_process(
+            (program, *props.argv[1:]), self.machine.directory, env, props.timeout
+        )
         return self._result(run, base_payload)
+
+    async def close(self) -> None:
+        await super().close()
+        self._data_file.remove()
 
     def _result(self, run: ProcessRun, payload: dict[str, Any]) -> WatcherResult:
         payload = {
@@ -262,13 +266,54 @@ def _first_line(text: str) -> str:
     return f": {line[:200]}" if line else ""
 
 
-def _write_data_file(data: dict[str, Any]) -> str:
-    fd, path = tempfile.mkstemp(prefix="steward-data-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    return path
+class DataFile:
+    """The JSON file with the machine's data a command finds at ``$WATCHER_DATA``.
+
+    One file per watcher for its lifetime (created with mkstemp on first use, removed on
+    close), written again only when the data changed or something changed the file since
+    (its inode, size and mtime are checked before each run): a run costs one stat instead of
+    a new temp file and an unlink. The rare write is a few hundred bytes, done on the loop so
+    that no thread can still be writing when ``remove`` runs.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self.path: str | None = None
+        self._written: bytes | None = None
+        self._stat: tuple[int, int, int] | None = None
+
+    def update(self, data: dict[str, Any]) -> str:
+        """The file's path, holding ``data``."""
+        content = json.dumps(data, sort_keys=True).encode()
+        if self.path is None or content != self._written or self._stat != self._current():
+            self._write(content)
+        assert self.path is not None
+        return self.path
+
+    def _current(self) -> tuple[int, int, int] | None:
+        assert self.path is not None
+        try:
+            st = Path(self.path).stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _write(self, content: bytes) -> None:
+        if self.path is None or self._current() is None:
+            fd, self.path = tempfile.mkstemp(prefix=_safe(self._prefix), suffix=".json")
+        else:
+            fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        self._written = content
+        self._stat = self._current()
+
+    def remove(self) -> None:
+        path, self.path = self.path, None
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                Path(path).unlink()
 
 
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        Path(path).unlink()
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:100]

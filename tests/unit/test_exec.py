@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -35,6 +36,12 @@ class Handle:
 
     def submit_result(self, watcher: Any, result: WatcherResult, version: int) -> None:
         self.results.append(result)
+
+
+@pytest.fixture(autouse=True)
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WATCHER_DATA files of watchers a test never closes land in its own tmp dir."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def make(
@@ -91,7 +98,30 @@ async def test_watcher_data_file_holds_the_machine_data(tmp_path: Path) -> None:
     watcher = make(tmp_path, "data.sh", data={"attempts": 2})
     result = await watcher.check()
     assert json.loads(result.payload["stdout"]) == {"attempts": 2}
-    assert not Path(result.payload["stderr"].strip()).exists()  # removed after the run
+    path = Path(result.payload["stderr"].strip())
+    assert path.exists()  # kept for the watcher's next runs
+    await watcher.close()
+    assert not path.exists()  # removed with the watcher
+
+
+async def test_watcher_data_file_is_rewritten_when_data_or_file_change(tmp_path: Path) -> None:
+    script(tmp_path, "data.sh", 'echo "$WATCHER_DATA" >&2; cat "$WATCHER_DATA"\n')
+    data: dict[str, Any] = {"attempts": 2}
+    watcher = make(tmp_path, "data.sh", data=data)
+    try:
+        first = await watcher.check()
+        path = first.payload["stderr"].strip()
+        data["attempts"] = 3  # the machine's data changed
+        assert json.loads((await watcher.check()).payload["stdout"]) == {"attempts": 3}
+        Path(path).write_text('{"tampered": true}')  # a command wrote to it
+        again = await watcher.check()
+        assert json.loads(again.payload["stdout"]) == {"attempts": 3}
+        Path(path).unlink()  # something removed it (a tmp cleaner)
+        last = await watcher.check()
+        assert json.loads(last.payload["stdout"]) == {"attempts": 3}
+        assert Path(last.payload["stderr"].strip()).exists()
+    finally:
+        await watcher.close()
 
 
 async def test_parse_as_data_returns_the_json_object(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ import contextlib
 import ctypes
 import logging
 import os
+import sys
 import time
+from collections.abc import Iterator
 
 from steward.watchers.processes import STARTED, ProcStat, kill_tree, process_table
 
@@ -24,6 +26,33 @@ log = logging.getLogger("steward.daemon")
 PR_SET_CHILD_SUBREAPER = 36
 REAP_INTERVAL = 1.0  # seconds between two looks for exited orphans
 STOP_TIMEOUT = 5.0  # seconds to wait for killed orphans to exit
+
+
+@contextlib.contextmanager
+def pidfd_child_watcher() -> Iterator[bool]:
+    """On Python 3.11, wait for command processes with pidfds on the running loop.
+
+    3.11's default child watcher starts a thread per child (to block in waitpid); pidfds
+    (Linux 5.3+) make a child's exit an event on the loop instead: no thread per spawn.
+    3.12+ does this by itself. Yields whether it is in use; restores the default after.
+    """
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        yield False
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # an old kernel, or a seccomp filter: keep the thread per child
+        yield False
+        return
+    previous = asyncio.get_child_watcher()
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+    try:
+        yield True
+    finally:
+        asyncio.set_child_watcher(previous)
+        watcher.close()
 
 
 def become_subreaper() -> bool:

@@ -34,7 +34,7 @@ from steward.daemon.metrics import (
     new_registry,
 )
 from steward.daemon.node import Node
-from steward.daemon.reaper import Reaper
+from steward.daemon.reaper import Reaper, pidfd_child_watcher
 from steward.daemon.watch import MachinesWatch
 from steward.errors import ConfigError, Problem, Severity, StoreError
 from steward.events.builder import EventBuilder, EventFormat
@@ -126,11 +126,12 @@ class Daemon:
 
     async def serve(self) -> ExitCode:
         self._install_signal_handlers()
-        await self.startup()
-        try:
-            await self.main_loop()
-        finally:
-            forced = await self.shutdown()
+        with pidfd_child_watcher():
+            await self.startup()
+            try:
+                await self.main_loop()
+            finally:
+                forced = await self.shutdown()
         return ExitCode.FORCED if forced else ExitCode.OK
 
     # startup -------------------------------------------------------------------------------

@@ -1,0 +1,32 @@
+"""The daemon waits for its command processes with pidfds on the loop (Python 3.11)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+
+import pytest
+
+from steward.daemon.reaper import pidfd_child_watcher
+
+pytestmark = pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="3.12+ uses pidfds by itself; nothing to install"
+)
+
+
+async def test_children_exit_as_loop_events_not_waitpid_threads() -> None:
+    with pidfd_child_watcher() as used:
+        assert used  # Linux >= 5.3: CI's and this machine's kernel
+        assert isinstance(asyncio.get_child_watcher(), asyncio.PidfdChildWatcher)
+        threads = threading.active_count()
+        procs = [await asyncio.create_subprocess_exec("sleep", "0.3") for _ in range(5)]
+        # the default (ThreadedChildWatcher) starts one waitpid thread per running child
+        assert threading.active_count() == threads
+        assert [await p.wait() for p in procs] == [0] * 5
+        failed = await asyncio.create_subprocess_exec("sh", "-c", "exit 3")
+        assert await failed.wait() == 3
+    assert not isinstance(asyncio.get_child_watcher(), asyncio.PidfdChildWatcher)
+    # and the default is back for the next loop
+    proc = await asyncio.create_subprocess_exec("true")
+    assert await proc.wait() == 0

@@ -1,11 +1,14 @@
 """Drain the outbox to NATS, in order, removing an event only once NATS confirmed it.
 
 With a JetStream ``stream`` configured each event is published with ``Nats-Msg-Id`` = its
-id and removed after the ack (so a retry after a crash is deduplicated by the server);
-otherwise it is published on core NATS and removed after a successful flush. The first
-connection is retried with backoff; after that nats-py's own reconnect logic runs, with all
-four callbacks wired to logs and counters. The publisher never holds up a machine: machines
-only write to the outbox.
+id and removed after the ack (so a retry after a crash is deduplicated by the server).
+Publishes are pipelined, up to ``WINDOW`` in flight but never two of the same machine: if one
+fails while later ones are stored, the retry repeats those later ones (JetStream drops the
+repeats by id) and only events of other machines can have been stored ahead of the failed
+one, so each machine's events stay in order in the stream. Without a stream, events go out on
+core NATS and are removed after a successful flush. The first connection is retried with
+backoff; after that nats-py's own reconnect logic runs, with all four callbacks wired to logs
+and counters. The publisher never holds up a machine: machines only write to the outbox.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +33,7 @@ from steward.machine.persistence import OutboxRow, OutboxStats
 log = logging.getLogger("steward.events")
 
 BATCH = 256
+WINDOW = 128  # JetStream publishes awaiting their ack at once (at most one per machine)
 PUBLISH_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 2
 BACKOFF_START = 0.5
@@ -168,21 +173,20 @@ class NatsPublisher:
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def _send(self, nc: Client, rows: list[OutboxRow]) -> int | None:
-        """Publish rows in order; return the last rowid NATS confirmed (None if none)."""
+        """Publish rows; return the last rowid of the prefix NATS confirmed (None if none)."""
         last: int | None = None
         try:
             if self.settings.stream:
                 js = nc.jetstream()
-                for row in rows:
-                    await js.publish(
-                        row.subject,
-                        row.body,
-                        timeout=PUBLISH_TIMEOUT,
-                        stream=self.settings.stream,
-                        headers={"Nats-Msg-Id": row.event_id},
+                for window in _windows(rows):
+                    acks = await asyncio.gather(
+                        *(self._publish(js, row) for row in window), return_exceptions=True
                     )
-                    last = row.rowid
-                    self.state.published += 1
+                    for row, ack in zip(window, acks, strict=True):
+                        if isinstance(ack, BaseException):
+                            raise ack
+                        last = row.rowid
+                        self.state.published += 1
             else:
                 for row in rows:
                     await nc.publish(row.subject, row.body, headers={"Nats-Msg-Id": row.event_id})
@@ -192,6 +196,15 @@ class NatsPublisher:
         except (NatsError, TimeoutError, OSError) as exc:
             self._failed(f"publish failed: {type(exc).__name__}: {exc}")
         return last
+
+    async def _publish(self, js: Any, row: OutboxRow) -> None:
+        await js.publish(
+            row.subject,
+            row.body,
+            timeout=PUBLISH_TIMEOUT,
+            stream=self.settings.stream,
+            headers={"Nats-Msg-Id": row.event_id},
+        )
 
     # connection ------------------------------------------------------------------------------
     async def _connect(self) -> Client:
@@ -306,3 +319,17 @@ class NatsPublisher:
             "errors": s.errors,
             "last_error": s.last_error,
         }
+
+
+def _windows(rows: list[OutboxRow]) -> Iterator[list[OutboxRow]]:
+    """Consecutive runs of ``rows`` with at most WINDOW rows and one row per machine each."""
+    window: list[OutboxRow] = []
+    machines: set[str] = set()
+    for row in rows:
+        if row.machine in machines or len(window) >= WINDOW:
+            yield window
+            window, machines = [], set()
+        window.append(row)
+        machines.add(row.machine)
+    if window:
+        yield window

@@ -76,6 +76,7 @@ class OutboxRow:
     event_id: str
     subject: str
     body: bytes
+    machine: str = ""  # the machine the event is about ("" for the daemon's own)
 
 
 @dataclass(frozen=True)
@@ -379,11 +380,12 @@ class SqliteStore:
             rows = (
                 self._conn()
                 .execute(
-                    "SELECT id, event_id, subject, body FROM outbox ORDER BY id LIMIT ?", (limit,)
+                    "SELECT id, event_id, subject, body, machine FROM outbox ORDER BY id LIMIT ?",
+                    (limit,),
                 )
                 .fetchall()
             )
-            return [OutboxRow(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+            return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
         return await self._call(q)
 

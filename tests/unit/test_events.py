@@ -12,8 +12,11 @@ import pytest
 from steward.events.builder import EventBuilder, EventFormat, parse_event
 from steward.events.envelope import Envelope, EventKind, LifecycleStep, subject_token
 from steward.events.hub import SUBSCRIBER_QUEUE, EventHub
+from steward.events.publisher import WINDOW
+from steward.events.publisher import _windows as publisher_windows
 from steward.machine.persistence import (
     OutboxLimits,
+    OutboxRow,
     SavedMachine,
     SqliteStore,
     TransitionRecord,
@@ -317,3 +320,25 @@ async def test_without_nats_events_reach_local_consumers_only(harnesses: Any) ->
     assert h.store.records[-1].seq == 1  # the state itself is still recorded
     assert (await sub.next()).kind is EventKind.TRANSITION
     assert not h.events.outbox_changed.is_set()
+
+
+@pytest.mark.parametrize(
+    ("machines", "expected"),
+    [
+        ("aaaa", ["a", "a", "a", "a"]),
+        ("abcabc", ["abc", "abc"]),
+        ("abba", ["ab", "ba"]),
+        ("".join(chr(0x100 + i) for i in range(200)), None),  # more machines than WINDOW
+    ],
+)
+def test_publish_windows_hold_one_event_per_machine(
+    machines: str, expected: list[str] | None
+) -> None:
+    rows = [OutboxRow(i + 1, f"e{i}", "s", b"", m) for i, m in enumerate(machines)]
+    windows = ["".join(r.machine for r in w) for w in publisher_windows(rows)]
+    assert len(windows) == (2 if expected is None else len(expected))
+    assert [r for win in publisher_windows(rows) for r in win] == rows  # every row, in order
+    for win in publisher_windows(rows):
+        assert len({r.machine for r in win}) == len(win) <= WINDOW
+    if expected is not None:
+        assert windows == expected

@@ -30,47 +30,76 @@ class LoadReport:
 
 
 class SpecCache:
-    """The last parse of each machine file, by checksum: a rescan re-parses only what changed.
+    """The last parse of each machine file: a rescan re-reads only what changed on disk, and
+    re-parses only what changed in content.
 
     A parse depends only on the file's bytes, its path and its directory (the registry is the
-    daemon's and fixed), so a hit gives exactly what parsing again would. Not thread-safe: one
-    load at a time (the daemon never runs two rescans at once).
+    daemon's and fixed), so a hit gives exactly what parsing again would. A file whose inode,
+    size, mtime and ctime are all as last seen is not read again (ctime cannot be set back by
+    a program, so a rewrite always shows). Not thread-safe: one load at a time (the daemon
+    never runs two rescans at once).
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[Path, Path, str], tuple[str, MachineSpec | SpecError]] = {}
+        self._entries: dict[tuple[Path, Path, str], _Entry] = {}
         self._used: set[tuple[Path, Path, str]] = set()
 
     def parse(
         self,
-        raw: bytes,
-        checksum: str,
         registry: WatcherRegistry,
         *,
         file: str,
         path: Path,
         directory: Path,
-    ) -> MachineSpec:
-        """``parse_machine``, or its remembered result for these bytes. Raises SpecError."""
+        stamp: Stamp | None = None,
+    ) -> tuple[str | None, MachineSpec | SpecError]:
+        """The file's checksum (None if it cannot be read) and ``parse_machine``'s result: the
+        spec, or the SpecError with every problem (remembered, not raised)."""
         key = (path, directory, file)
-        entry = self._entries.get(key)
-        if entry is None or entry[0] != checksum:
-            try:
-                result: MachineSpec | SpecError = parse_machine(
-                    raw, registry, file=file, path=path, directory=directory
-                )
-            except SpecError as exc:
-                result = exc
-            entry = self._entries[key] = (checksum, result)
         self._used.add(key)
-        if isinstance(entry[1], SpecError):
-            raise SpecError(entry[1].problems)  # a fresh one: a raised error keeps its traceback
-        return entry[1]
+        entry = self._entries.get(key)
+        if entry is None or stamp is None or entry.stamp != stamp:
+            try:
+                raw = read_machine(path, file)
+            except SpecError as exc:
+                self._entries.pop(key, None)
+                return None, exc
+            checksum = hashlib.sha256(raw).hexdigest()
+            if entry is None or entry.checksum != checksum:
+                try:
+                    result: MachineSpec | SpecError = parse_machine(
+                        raw, registry, file=file, path=path, directory=directory
+                    )
+                except SpecError as exc:
+                    result = exc
+                entry = _Entry(checksum, result, stamp)
+            else:
+                entry = _Entry(checksum, entry.result, stamp)
+            self._entries[key] = entry
+        return entry.checksum, entry.result
 
     def sweep(self) -> None:
         """Forget the files not parsed since the last sweep (machines that went away)."""
         self._entries = {k: v for k, v in self._entries.items() if k in self._used}
         self._used = set()
+
+
+Stamp = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
+
+
+@dataclass(frozen=True)
+class _Entry:
+    checksum: str
+    result: MachineSpec | SpecError
+    stamp: Stamp | None
+
+
+def file_stamp(path: Path) -> Stamp | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def display_path(path: Path, base: Path | None) -> str:
@@ -109,17 +138,20 @@ def load_sources(
                 report.problems.extend(refused)
                 report.rejected.append(src.path)
                 continue
-        try:
-            raw = read_machine(src.path, shown)
-            checksum = report.checksums[shown] = hashlib.sha256(raw).hexdigest()
-            loaded.append(
-                specs.parse(
-                    raw, checksum, registry, file=shown, path=src.path, directory=src.directory
-                )
-            )
-        except SpecError as exc:
-            report.problems.extend(exc.problems)
+        checksum, result = specs.parse(
+            registry,
+            file=shown,
+            path=src.path,
+            directory=src.directory,
+            stamp=file_stamp(src.path),
+        )
+        if checksum is not None:
+            report.checksums[shown] = checksum
+        if isinstance(result, SpecError):
+            report.problems.extend(result.problems)
             report.rejected.append(src.path)
+        else:
+            loaded.append(result)
     specs.sweep()
     known = list(also_known)
     known_names = {s.name for s in known}

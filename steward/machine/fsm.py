@@ -2,28 +2,31 @@
 
 The graph only answers "where does transition T lead from state S?"; the runtime owns the
 current state, because moving it must first be committed to disk.
+
+The ``transitions`` machine is built once per distinct rule table and turned into a lookup
+table (transition, state) -> destination: building one costs ~0.2 ms and asking it through
+``get_transitions`` ~10 µs, which at 10,000 machines was a large part of loading and of every
+``steward status``. Machines with the same rules share the table.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
 
 from transitions import Machine
 
 from steward.machine.spec import MachineSpec
 
+Rules = tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...], str], ...], str]
+
 
 class StateGraph:
     def __init__(self, spec: MachineSpec) -> None:
         self.states = spec.states
-        self._names = {t.name for t in spec.transitions}
-        self._machine = Machine(
-            model=None,
-            states=list(spec.states),
-            transitions=[
-                {"trigger": t.name, "source": list(t.sources), "dest": t.destination}
-                for t in spec.transitions
-            ],
-            initial=spec.initial_state,
-            auto_transitions=False,
+        rules = tuple((t.name, t.sources, t.destination) for t in spec.transitions)
+        self._names, self._table, self._available = _compile(
+            (spec.states, rules, spec.initial_state)
         )
 
     def has_transition(self, name: str) -> bool:
@@ -31,11 +34,34 @@ class StateGraph:
 
     def destination(self, name: str, state: str) -> str | None:
         """The state ``name`` leads to from ``state``, or None if it is not valid there."""
-        if name not in self._names:
-            return None
-        found = self._machine.get_transitions(trigger=name, source=state)
-        return str(found[0].dest) if found else None
+        return self._table.get((name, state))
 
     def available(self, state: str) -> list[str]:
-        """Transitions valid from ``state``."""
-        return sorted(n for n in self._names if self.destination(n, state) is not None)
+        """Transitions valid from ``state``, sorted."""
+        return list(self._available.get(state, ()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(
+    rules: Rules,
+) -> tuple[frozenset[str], Mapping[tuple[str, str], str], Mapping[str, tuple[str, ...]]]:
+    states, transitions, initial = rules
+    machine = Machine(
+        model=None,
+        states=list(states),
+        transitions=[
+            {"trigger": name, "source": list(sources), "dest": dest}
+            for name, sources, dest in transitions
+        ],
+        initial=initial,
+        auto_transitions=False,
+    )
+    names = frozenset(name for name, _, _ in transitions)
+    table: dict[tuple[str, str], str] = {}
+    for name in names:
+        for state in states:
+            found = machine.get_transitions(trigger=name, source=state)
+            if found:
+                table[(name, state)] = str(found[0].dest)
+    available = {state: tuple(sorted(n for (n, s) in table if s == state)) for state in states}
+    return names, table, available

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from steward.daemon import loader
 from steward.daemon.loader import LoadReport, SpecCache, load_directory
 from steward.watchers.registry import default_registry
 
@@ -114,3 +115,25 @@ def test_removed_files_are_forgotten(machines: Path) -> None:
     path.write_bytes(text)
     (again,) = [s for s in load(machines, cache).specs if s.name == "b"]
     assert again is not first and again == first
+
+
+def test_a_file_unchanged_on_disk_is_not_even_read(
+    machines: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = SpecCache()
+    load(machines, cache)
+    reads: list[Path] = []
+    real = loader.read_machine
+
+    def counting(path: Path, file: str) -> bytes:
+        reads.append(path)
+        return real(path, file)
+
+    monkeypatch.setattr(loader, "read_machine", counting)
+    assert {s.name for s in load(machines, cache).specs} == {"a", "b"}
+    assert reads == []  # inode, size, mtime and ctime as last seen
+    path = machines / "a" / "machine.yaml"
+    path.write_text(path.read_text().replace("1.0.0", "1.0.1"))  # same size, new mtime/ctime
+    versions = {s.name: s.version for s in load(machines, cache).specs}
+    assert reads == [path]
+    assert versions == {"a": "1.0.1", "b": "1.0.0"}

@@ -6,6 +6,7 @@ these and never the YAML.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ class MachineSpec:
     resume: bool = True
     name_pos: Position | None = field(default=None, compare=False)
 
-    @property
+    @functools.cached_property
     def states(self) -> tuple[str, ...]:
         """initial_state, every from and every destination, in first-seen order."""
         seen: dict[str, None] = {self.initial_state: None}

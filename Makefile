@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
-.PHONY: venv run test lint typecheck pytest bench bench-reload bench-events bench-quick bench-docker \
-	docker-setup package package-test clean
+.PHONY: venv run test lint typecheck pytest bench bench-load bench-monit bench-exec bench-timers \
+	bench-restart bench-reload bench-events bench-quick docker-setup package package-test clean
 
 venv: $(STAMP)
 
@@ -33,30 +33,54 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q -rs
 
-## benchmarks; results are appended to bench/RESULTS.md
-bench: $(STAMP) bench-reload bench-events
+## every benchmark, each side by side with its baseline where it has one; figures and
+## PASS/MISS lines are appended to bench/RESULTS.md (~25 min; quiet machine; root for monit,
+## a Docker engine for bench-restart: make docker-setup)
+bench: $(STAMP) bench-load bench-monit bench-exec bench-timers bench-restart bench-reload \
+	bench-events
+
+## scenario 1 alone: 1,000 exec+timer machines (load, RSS, CPU per check, check rate)
+bench-load: $(STAMP)
 	$(BIN)/python bench/load_machines.py --machines 1000
 
-## event latency (transition -> NATS subscriber) and sustained transitions/s with JetStream
+## scenario 1: the same 1,000 checks in steward and in monit, alternating rounds
+bench-monit: $(STAMP)
+	$(BIN)/python bench/monit_compare.py
+
+## scenario 6: CPU per /bin/true spawn, steward's exec watcher vs a bare asyncio loop
+bench-exec: $(STAMP)
+	$(BIN)/python bench/exec_floor.py
+
+## scenario 2: 10,000 timer machines (load time and phases, RSS, idle CPU, status call)
+bench-timers: $(STAMP)
+	$(BIN)/python bench/timers_10k.py
+
+## scenario 3: docker kill -> transition event, -> running again; vs supervisord restarting
+## a killed program (needs an engine: make docker-setup)
+bench-restart: $(STAMP)
+	$(BIN)/python bench/restart_compare.py
+
+## scenario 5: event latency (transition -> NATS subscriber), sustained transitions/s
 bench-events: $(STAMP)
 	$(BIN)/python bench/events_latency.py
 
-## smoke runs of every benchmark (nothing recorded)
+## scenario 4: reload latency, a machine file renamed into the dir -> running (50 drops)
+bench-reload: $(STAMP)
+	$(BIN)/python bench/reload_latency.py --drops 50
+
+## smoke runs of every benchmark, nothing recorded (CI runs this so the code never rots)
 bench-quick: $(STAMP)
 	$(BIN)/python bench/load_machines.py --quick --no-record
+	$(BIN)/python bench/monit_compare.py --quick --no-record
+	$(BIN)/python bench/exec_floor.py --quick --no-record
+	$(BIN)/python bench/timers_10k.py --quick --no-record
+	$(BIN)/python bench/restart_compare.py --quick --no-record
+	$(BIN)/python bench/reload_latency.py --quick --no-record
 	$(BIN)/python bench/events_latency.py --quick --no-record
-
-## docker kill -> fail transition (p50/p99 over 20 kills); needs an engine (make docker-setup)
-bench-docker: $(STAMP)
-	$(BIN)/python bench/docker_kill.py --kills 20
 
 ## a Docker engine and the test image (root: installs docker.io and busybox-static if missing)
 docker-setup:
 	bash tests/docker/setup.sh
-
-## reload latency: a machine file renamed into the dir -> running (p50/p99 over 50 drops)
-bench-reload: $(STAMP)
-	$(BIN)/python bench/reload_latency.py --drops 50
 
 ## dist/steward_<version>_amd64.deb and dist/steward-<version>.x86_64.rpm (nfpm, uv; see packaging/)
 package:

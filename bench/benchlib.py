@@ -9,8 +9,10 @@ control API on that socket, percentiles, and the argparse helpers. Each script i
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import datetime as dt
+import errno
 import http.client
 import json
 import os
@@ -20,9 +22,11 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -196,6 +200,126 @@ def git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
+# the programs a process starts -----------------------------------------------------------------
+_NETLINK_CONNECTOR = 11
+_CN_IDX_PROC = _CN_VAL_PROC = 1
+_PROC_CN_MCAST_LISTEN = 1
+_NLMSG_DONE = 3
+_SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; root may exceed net.core.rmem_max
+_PROC_EVENT_FORK = 0x1
+_PROC_EVENT_EXEC = 0x2
+_PROC_EVENT_EXIT = 0x80000000
+_EVENT_AT = 16 + 20  # struct proc_event follows the nlmsghdr and the cn_msg header
+_EVENT_DATA_AT = _EVENT_AT + 16  # its event_data follows what, cpu and timestamp_ns
+
+
+class ChildExecs:
+    """Counts the programs that watched processes start, as the kernel reports them.
+
+    A netlink socket on the kernel's proc connector (root only) gets every fork, exec and exit
+    on the box; a thread keeps, per watched process, the time of each exec by one of its
+    direct children (a fork whose child then execs: one program run). The times are the
+    kernel's ``CLOCK_MONOTONIC``, the clock of ``time.monotonic()``, so runs can be counted
+    over any window afterwards. The watched processes pay nothing for being counted, and
+    every program run counts the same way whoever starts it. ``overruns`` holds the times the
+    socket's buffer overflowed (events lost, so counts are low): a window with one is suspect.
+    """
+
+    def __init__(self, rcvbuf: int = 64 << 20) -> None:
+        try:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_CONNECTOR)
+        except (OSError, AttributeError) as exc:
+            raise BenchError(f"no netlink proc connector here: {exc}") from None
+        try:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, rcvbuf)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.bind((0, _CN_IDX_PROC))
+            op = struct.pack("=I", _PROC_CN_MCAST_LISTEN)
+            cn_msg = struct.pack("=IIIIHH", _CN_IDX_PROC, _CN_VAL_PROC, 0, 0, len(op), 0) + op
+            sock.send(struct.pack("=IHHII", 16 + len(cn_msg), _NLMSG_DONE, 0, 0, 0) + cn_msg)
+            sock.settimeout(0.2)
+        except OSError as exc:
+            sock.close()
+            raise BenchError(
+                f"cannot listen to the kernel's proc connector (it needs root): {exc}"
+            ) from None
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._execs: dict[int, list[float]] = {}  # watched pid -> exec times of its children
+        self._children: dict[int, int] = {}  # child pid (not exec'd yet) -> watched pid
+        self.overruns: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="proc-connector", daemon=True)
+        self._thread.start()
+
+    def watch(self, pid: int) -> None:
+        """Count the programs ``pid``'s children run from now on."""
+        with self._lock:
+            self._execs.setdefault(pid, [])
+
+    def times(self, pid: int, start: float = 0.0, end: float = float("inf")) -> list[float]:
+        """When ``pid``'s children exec'd (monotonic seconds), from ``start`` to ``end``."""
+        with self._lock:
+            times = self._execs.get(pid, [])
+            return times[bisect.bisect_left(times, start) : bisect.bisect_right(times, end)]
+
+    def count(self, pid: int, start: float = 0.0, end: float = float("inf")) -> int:
+        """How many programs ``pid``'s children exec'd from ``start`` to ``end``."""
+        return len(self.times(pid, start, end))
+
+    def lost(self, start: float, end: float) -> int:
+        """Buffer overflows (events lost) from ``start`` to ``end``."""
+        with self._lock:
+            return sum(1 for at in self.overruns if start <= at <= end)
+
+    def _read(self) -> None:
+        unpack = struct.unpack_from
+        while not self._stop.is_set():
+            try:
+                data = self._sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    with self._lock:
+                        self.overruns.append(time.monotonic())
+                    continue
+                return  # closed
+            if len(data) < _EVENT_DATA_AT + 16:
+                continue
+            what, _cpu, at_ns = unpack("=IIQ", data, _EVENT_AT)
+            if what == _PROC_EVENT_FORK:
+                _ppid, parent, child, child_tgid = unpack("=IIII", data, _EVENT_DATA_AT)
+                if child == child_tgid and parent in self._execs:  # a process, not a thread
+                    with self._lock:
+                        self._children[child] = parent
+            elif what == _PROC_EVENT_EXEC:
+                _pid, tgid = unpack("=II", data, _EVENT_DATA_AT)
+                if tgid in self._children:
+                    with self._lock:
+                        parent = self._children.pop(tgid)
+                        # events come in order per CPU, not across CPUs: keep the list sorted
+                        bisect.insort(self._execs[parent], at_ns / 1e9)
+            elif what == _PROC_EVENT_EXIT:
+                pid, tgid = unpack("=II", data, _EVENT_DATA_AT)
+                if pid == tgid and tgid in self._children:
+                    with self._lock:
+                        self._children.pop(tgid, None)  # exited without exec
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+    def __enter__(self) -> ChildExecs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # the record ------------------------------------------------------------------------------------
 def print_lines(lines: Iterable[tuple[str, str]]) -> None:
     """Print ``figure: value``, one a line."""
@@ -239,9 +363,10 @@ def record(section: str, path: Path = RESULTS_FILE) -> None:
     print(f"recorded in {path}")
 
 
-def run_main(script: str, bench: Callable[[], T], report: Callable[[T], None]) -> int:
+def run_main(script: str, bench: Callable[[], T], report: Callable[[T], int | None]) -> int:
     """A script's exit code: 1 if ``bench`` raised BenchError (said on stderr), 130 on ^C,
-    else 0 once ``report`` has had its figures."""
+    else what ``report`` returned once it has had its figures (0 if it returned None; a
+    comparison returns ``NOT_RUN_EXIT`` when one side could not run)."""
     try:
         figures = bench()
     except BenchError as exc:
@@ -249,8 +374,8 @@ def run_main(script: str, bench: Callable[[], T], report: Callable[[T], None]) -
         return 1
     except KeyboardInterrupt:
         return 130
-    report(figures)
-    return 0
+    code = report(figures)
+    return code if code is not None else 0
 
 
 # dirs ------------------------------------------------------------------------------------------
@@ -300,17 +425,84 @@ watchers:
 """
 
 
-def write_machines(machines_dir: Path, count: int, interval: float) -> None:
-    """``count`` load machines ``m<i>/machine.yaml``: ``/bin/true`` every ``interval`` s."""
+# timers only: two states, each left by a timer of ``interval`` (no process, no exec)
+TIMER_MACHINE_TEMPLATE = """\
+name: {name}
+version: "1.0.0"
+initial_state: idle
+splay_start: 0
+description: timer benchmark machine {index}
+transitions:
+  - name: wake
+    from: [idle]
+    destination: busy
+  - name: rest
+    from: [busy]
+    destination: idle
+watchers:
+  - name: idle_timer
+    type: timer
+    state_match: [idle]
+    fail_transition: wake
+    properties:
+      timer: {interval}
+  - name: busy_timer
+    type: timer
+    state_match: [busy]
+    fail_transition: rest
+    properties:
+      timer: {interval}
+"""
+
+
+# the exec watcher alone: ``/bin/true`` every interval, success fires nothing (the one
+# transition, which a machine must have, is never fired)
+EXEC_MACHINE_TEMPLATE = """\
+name: {name}
+version: "1.0.0"
+initial_state: idle
+splay_start: 0
+description: exec benchmark machine {index}
+transitions:
+  - name: never
+    from: [idle]
+    destination: other
+watchers:
+  - name: probe
+    type: exec
+    state_match: [idle]
+    interval: {interval}
+    properties:
+      command: /bin/true
+      timeout: 10s
+"""
+
+
+def write_machines(
+    machines_dir: Path,
+    count: int,
+    interval: float,
+    *,
+    timers_only: bool = False,
+    exec_only: bool = False,
+) -> None:
+    """``count`` load machines ``m<i>/machine.yaml``: ``/bin/true`` every ``interval`` s; with
+    ``timers_only``, a timer of ``interval`` s in each of two states instead (one transition
+    per machine per ``interval``); with ``exec_only``, the exec watcher alone (no timer, no
+    transition: only the spawns)."""
     for i in range(count):
         directory = machines_dir / f"m{i}"
         directory.mkdir(mode=0o755)
         path = directory / "machine.yaml"
-        path.write_text(
-            MACHINE_TEMPLATE.format(
+        if timers_only:
+            text = TIMER_MACHINE_TEMPLATE.format(name=f"m{i}", index=i, interval=ms(interval))
+        elif exec_only:
+            text = EXEC_MACHINE_TEMPLATE.format(name=f"m{i}", index=i, interval=ms(interval))
+        else:
+            text = MACHINE_TEMPLATE.format(
                 name=f"m{i}", index=i, interval=ms(interval), timer=ms(interval / 2)
             )
-        )
+        path.write_text(text)
         path.chmod(0o644)  # the daemon refuses group/other-writable machine files
 
 
@@ -448,15 +640,16 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class Api:
     """GETs on one kept-alive connection, reconnecting after any error."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, timeout: float = 5.0) -> None:
         self.path = path
+        self.timeout = timeout  # seconds for one request (a status of 10k machines takes long)
         self._conn: UnixHTTPConnection | None = None
 
     def get(self, url: str) -> tuple[int, Any] | None:
         """(status, JSON body), or None while the daemon does not answer."""
         for _ in range(2):
             if self._conn is None:
-                self._conn = UnixHTTPConnection(self.path)
+                self._conn = UnixHTTPConnection(self.path, self.timeout)
             try:
                 self._conn.request("GET", url)
                 response = self._conn.getresponse()
@@ -475,3 +668,147 @@ class Api:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+
+
+# verdicts --------------------------------------------------------------------------------------
+NOT_RUN_EXIT = 2  # a comparison with a side that could not run: never a silent pass
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "MISS"
+
+
+def summary_line(scenario: str, value: str, target: str, ratio: str, passed: bool) -> str:
+    """The one line a scenario prints: ``scenario: value target: … ratio: … PASS|MISS``."""
+    return f"{scenario}: {value} target: {target} ratio: {ratio} {verdict(passed)}"
+
+
+def not_run(scenario: str, reason: str) -> str:
+    """Say loudly (a banner on stdout, the line again on stderr) that ``scenario`` did not
+    run and why; returns the line ``scenario: NOT RUN (reason)``."""
+    line = f"{scenario}: NOT RUN ({reason})"
+    banner = "!" * min(100, len(line))
+    print(f"{banner}\n{line}\n{banner}", flush=True)
+    print(line, file=sys.stderr, flush=True)
+    return line
+
+
+# comparison tools ------------------------------------------------------------------------------
+TOOLS_DIR = BENCH_DIR / ".tools"  # git-ignored: a venv per comparison tool
+
+
+class ToolMissing(BenchError):
+    """A tool a benchmark needs (an engine, a comparison program) cannot be had."""
+
+
+def tool_venv(name: str, requirement: str, program: str) -> Path:
+    """``program`` from the venv ``bench/.tools/<name>``, pip-installing ``requirement`` into
+    it first when the program is not there. Raises ToolMissing saying why it cannot be had."""
+    venv = TOOLS_DIR / name
+    exe = venv / "bin" / program
+    if exe.is_file() and os.access(exe, os.X_OK):
+        return exe
+    print(f"installing {requirement} into {venv} (pip)", flush=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    steps = (
+        [sys.executable, "-m", "venv", "--clear", str(venv)],
+        [*pip, "--disable-pip-version-check", requirement],
+    )
+    for argv in steps:
+        try:
+            subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True)
+        except subprocess.CalledProcessError as exc:
+            tail = " | ".join((exc.stderr or exc.stdout or "").strip().splitlines()[-3:])
+            why = f"exit {exc.returncode}: {tail}"
+            raise ToolMissing(f"`{' '.join(argv)}` failed ({why})") from None
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ToolMissing(f"`{' '.join(argv)}` failed: {exc}") from None
+    if not exe.is_file():
+        raise ToolMissing(f"{requirement} installed into {venv} but {exe} is not there")
+    return exe
+
+
+# docker ----------------------------------------------------------------------------------------
+DOCKER_IMAGE = "steward-test/busybox:latest"  # imported by tests/docker/setup.sh
+DOCKER_LABEL = "io.steward.bench"  # on every container a benchmark creates, set to its run id
+# a machine whose docker watcher keeps one container running; the 5 min interval leaves only
+# the engine's event stream to make it react in time
+KEEPER_TEMPLATE = """\
+name: {name}
+version: 1.0.0
+initial_state: running
+transitions:
+  - name: restart
+    from: [running, recovering]
+    destination: recovering
+  - name: recovered
+    from: [running, recovering]
+    destination: running
+watchers:
+  - name: agent
+    type: docker
+    state_match: [running, recovering]
+    success_transition: recovered
+    fail_transition: restart
+    interval: 5m
+    properties:
+      container: {container}
+      desired: running
+      image: {image}
+      command: /bin/busybox sleep 3600
+      labels: {{{label}: "{run_id}"}}
+"""
+
+
+def write_keepers(machines_dir: Path, names: Sequence[str], run_id: str) -> dict[str, str]:
+    """A keeper machine ``<name>.yaml`` per name (``KEEPER_TEMPLATE``); machine -> container."""
+    containers: dict[str, str] = {}
+    for name in names:
+        containers[name] = container = f"steward-bench-{name}-{run_id}"
+        path = machines_dir / f"{name}.yaml"
+        text = KEEPER_TEMPLATE.format(
+            name=name, container=container, image=DOCKER_IMAGE, label=DOCKER_LABEL, run_id=run_id
+        )
+        path.write_text(text)
+        path.chmod(0o644)
+    return containers
+
+
+def docker_connect() -> Any:
+    """A ``docker.APIClient`` on the environment's engine, which has ``DOCKER_IMAGE``.
+    Raises ToolMissing (no engine answers, no image)."""
+    import docker  # only the docker benchmarks need the SDK
+    import docker.errors
+
+    from steward.watchers.docker_engine import DEFAULT_SOCKET, EngineUnavailable, knock
+
+    try:
+        if not os.environ.get("DOCKER_HOST"):
+            knock(DEFAULT_SOCKET)
+        api = docker.APIClient(version="auto", timeout=30, **docker.utils.kwargs_from_env())
+        api.inspect_image(DOCKER_IMAGE)
+    except docker.errors.ImageNotFound:
+        raise ToolMissing(f"no {DOCKER_IMAGE} image: run make docker-setup") from None
+    except (EngineUnavailable, docker.errors.DockerException, OSError) as exc:
+        raise ToolMissing(f"no Docker engine answers ({exc}): run make docker-setup") from None
+    return api
+
+
+def container_running(api: Any, name: str) -> tuple[int, str] | None:
+    """(pid, ``State.StartedAt``) of a running container; None while it does not run."""
+    import docker.errors
+
+    try:
+        state = api.inspect_container(name)["State"]
+    except docker.errors.NotFound:
+        return None
+    return (int(state["Pid"]), str(state["StartedAt"])) if state["Running"] else None
+
+
+def remove_bench_containers(api: Any, run_id: str) -> None:
+    """Remove (forced) every container labelled with this run's id; errors are ignored."""
+    import docker.errors
+
+    with contextlib.suppress(docker.errors.DockerException, OSError):
+        for c in api.containers(all=True, filters={"label": f"{DOCKER_LABEL}={run_id}"}):
+            api.remove_container(c["Id"], force=True)

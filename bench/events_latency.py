@@ -70,6 +70,8 @@ from benchlib import (
     results_section,
     run_main,
     short_state_dir,
+    summary_line,
+    verdict,
 )
 from nats.aio.msg import Msg
 
@@ -236,10 +238,13 @@ class Latency:
         return self.quantile(99) <= TARGET_P99
 
     def summary(self) -> str:
-        return (
-            f"events-latency: p50 {ms(self.quantile(50), 1)} p99 {ms(self.quantile(99), 1)} "
-            f"({len(self.latencies)} events at {self.measured_rate:.0f}/s, JetStream on) "
-            f"target p99 ≤ {ms(TARGET_P99, 1)} {'PASS' if self.passed else 'MISS'}"
+        return summary_line(
+            "events-latency",
+            f"p50 {ms(self.quantile(50), 1)} p99 {ms(self.quantile(99), 1)} "
+            f"({len(self.latencies)} events at {self.measured_rate:.0f}/s, JetStream on)",
+            f"p99 ≤ {ms(TARGET_P99, 1)}",
+            f"{self.quantile(99) / TARGET_P99:.2f}",
+            self.passed,
         )
 
 
@@ -302,7 +307,10 @@ class Throughput:
         )
         if self.label != "events-throughput":
             return text + " (no target: how publishing fares when machines take the whole loop)"
-        return f"{text} target ≥ {TARGET_THROUGHPUT:.0f}/s {'PASS' if self.passed else 'MISS'}"
+        return (
+            f"{text} target: ≥ {TARGET_THROUGHPUT:.0f}/s ratio: "
+            f"{self.sustained / TARGET_THROUGHPUT:.2f} {verdict(self.passed)}"
+        )
 
 
 def write_machines(machines_dir: Path, count: int, period: str) -> None:

@@ -683,6 +683,20 @@ def summary_line(scenario: str, value: str, target: str, ratio: str, passed: boo
     return f"{scenario}: {value} target: {target} ratio: {ratio} {verdict(passed)}"
 
 
+def latency_line(
+    scenario: str, latencies: Sequence[float], target: float, detail: str, decimals: int = 0
+) -> str:
+    """The summary line of a latency scenario whose target is a p99."""
+    p99 = percentile(latencies, 99)
+    return summary_line(
+        scenario,
+        f"p50 {ms(percentile(latencies, 50), decimals)} p99 {ms(p99, decimals)} ({detail})",
+        f"p99 ≤ {ms(target, decimals)}",
+        f"{p99 / target:.2f}",
+        p99 <= target,
+    )
+
+
 def not_run(scenario: str, reason: str) -> str:
     """Say loudly (a banner on stdout, the line again on stderr) that ``scenario`` did not
     run and why; returns the line ``scenario: NOT RUN (reason)``."""

@@ -60,6 +60,7 @@ from benchlib import (
     add_output_args,
     cpu_percent,
     keep_or_remove,
+    latency_line,
     loadavg,
     ms,
     percentile,
@@ -70,7 +71,6 @@ from benchlib import (
     results_section,
     run_main,
     short_state_dir,
-    summary_line,
     verdict,
 )
 from nats.aio.msg import Msg
@@ -238,13 +238,12 @@ class Latency:
         return self.quantile(99) <= TARGET_P99
 
     def summary(self) -> str:
-        return summary_line(
+        return latency_line(
             "events-latency",
-            f"p50 {ms(self.quantile(50), 1)} p99 {ms(self.quantile(99), 1)} "
-            f"({len(self.latencies)} events at {self.measured_rate:.0f}/s, JetStream on)",
-            f"p99 ≤ {ms(TARGET_P99, 1)}",
-            f"{self.quantile(99) / TARGET_P99:.2f}",
-            self.passed,
+            self.latencies,
+            TARGET_P99,
+            f"{len(self.latencies)} events at {self.measured_rate:.0f}/s, JetStream on",
+            decimals=1,
         )
 
 

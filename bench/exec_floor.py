@@ -71,12 +71,14 @@ from benchlib import (
 from load_machines import READY_TIMEOUT
 from monit_compare import (
     Side,
+    alternate,
     data_dir_note,
     measure_window,
     median,
     per_round,
-    side_brief,
     steward_window,
+    stop_process,
+    wait_for_runs,
 )
 
 TARGET_RATIO = 1.5  # steward's CPU per spawn / the floor's
@@ -208,22 +210,12 @@ def floor_window(
     try:
         execs.watch(proc.pid)
         deadline = spawned + 2 * side.interval + 60
-        while execs.count(proc.pid) < 2 * side.machines:
-            if proc.poll() is not None:
-                raise gone("it exited before spawning")
-            if time.monotonic() > deadline:
-                raise gone(f"only {execs.count(proc.pid)} spawns in {deadline - spawned:.0f} s")
-            time.sleep(0.1)
+        wait_for_runs(proc, execs, 2 * side.machines, spawned, deadline, gone)
         time.sleep(settle)
         side.startup = time.monotonic() - spawned
         measure_window(proc.pid, seconds, execs, side, gone)
-        side.effective_interval = side.machines * side.window / side.runs if side.runs else 0.0
-        proc.send_signal(signal.SIGTERM)
-        try:
-            side.exit_code = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            side.exit_code = proc.wait()
+        side.effective_interval = side.run_interval
+        side.exit_code = stop_process(proc)
         return side
     finally:
         if proc.poll() is None:
@@ -334,29 +326,35 @@ def run_bench(args: argparse.Namespace) -> Figures:
     try:
         write_machines(machines_dir, args.machines, args.interval, exec_only=True)
         with ChildExecs() as execs:
-            for r in range(1, args.rounds + 1):
-                print(f"round {r}/{args.rounds}: steward, {args.machines} machines", flush=True)
-                s = steward_window(
-                    machines_dir,
-                    Side("steward", args.machines, args.interval),
-                    args.duration,
-                    settle,
-                    execs,
-                    ready_timeout=args.ready_timeout,
-                    keep=args.keep,
-                )
-                figures.steward_runs.append(s)
-                print(f"  steward: {side_brief(s)}", flush=True)
-                print(f"round {r}/{args.rounds}: floor, {args.machines} tasks", flush=True)
-                f = floor_window(
-                    machines_dir,
-                    Side("floor", args.machines, args.interval),
-                    args.duration,
-                    settle,
-                    execs,
-                )
-                figures.floor_runs.append(f)
-                print(f"  floor: {side_brief(f)}", flush=True)
+            alternate(
+                args.rounds,
+                [
+                    (
+                        f"steward, {args.machines} machines",
+                        lambda: steward_window(
+                            machines_dir,
+                            Side("steward", args.machines, args.interval),
+                            args.duration,
+                            settle,
+                            execs,
+                            ready_timeout=args.ready_timeout,
+                            keep=args.keep,
+                        ),
+                        figures.steward_runs,
+                    ),
+                    (
+                        f"floor, {args.machines} tasks",
+                        lambda: floor_window(
+                            machines_dir,
+                            Side("floor", args.machines, args.interval),
+                            args.duration,
+                            settle,
+                            execs,
+                        ),
+                        figures.floor_runs,
+                    ),
+                ],
+            )
         return figures
     finally:
         keep_or_remove(args.keep, f"machines {machines_dir}", machines_dir)

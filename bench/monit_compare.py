@@ -203,6 +203,11 @@ class Side:
         return self.machines * self.window / self.interval
 
     @property
+    def run_interval(self) -> float:
+        """The mean interval between two runs of one check, from the runs in the window."""
+        return self.machines * self.window / self.runs if self.runs else 0.0
+
+    @property
     def rate(self) -> float:
         """The configured check rate achieved (1.0 = every check on time)."""
         return self.interval / self.effective_interval if self.effective_interval else 0.0
@@ -255,6 +260,44 @@ def sleep_alive(
             raise gone("it exited while settling")
 
 
+def wait_for_runs(
+    proc: subprocess.Popen[bytes],
+    execs: ChildExecs,
+    count: int,
+    spawned: float,
+    deadline: float,
+    gone: Callable[[str], BenchError],
+) -> None:
+    """Until ``proc``'s children have exec'd ``count`` programs (BenchError if it exits first
+    or ``deadline`` passes)."""
+    while execs.count(proc.pid) < count:
+        if proc.poll() is not None:
+            raise gone("it exited before its runs")
+        if time.monotonic() > deadline:
+            raise gone(f"{execs.count(proc.pid)} program runs after {deadline - spawned:.0f} s")
+        time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, 30 s to exit, then SIGKILL; the exit code."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def alternate(rounds: int, sides: list[tuple[str, Callable[[], Side], list[Side]]]) -> None:
+    """Each round runs every side in turn (a fresh process each), appending to its list."""
+    for r in range(1, rounds + 1):
+        for label, run, runs in sides:
+            print(f"round {r}/{rounds}: {label}", flush=True)
+            side = run()
+            runs.append(side)
+            print(f"  {side.name}: {side_brief(side)}", flush=True)
+
+
 def steward_window(
     machines_dir: Path,
     side: Side,
@@ -289,11 +332,7 @@ def steward_window(
         side.api_runs = after.exec_runs - before.exec_runs
         side.api_window = after.at - before.at
         intervals = effective_intervals(before, after)
-        side.effective_interval = (
-            statistics.fmean(intervals)
-            if intervals
-            else (side.machines * side.window / side.runs if side.runs else 0.0)
-        )
+        side.effective_interval = statistics.fmean(intervals) if intervals else side.run_interval
         _, side.exit_code = daemon.stop()
         return side
     finally:
@@ -393,26 +432,13 @@ def monit_window(
         execs.watch(proc.pid)
         # steady once it has started every program twice: the second cycle collects
         deadline = spawned + 3 * side.interval + 0.05 * side.machines + 30
-        while execs.count(proc.pid) < 2 * side.machines:
-            if proc.poll() is not None:
-                raise gone("it exited before its checks ran")
-            if time.monotonic() > deadline:
-                seen = execs.count(proc.pid)
-                raise gone(f"{seen} program runs after {deadline - spawned:.0f} s")
-            time.sleep(0.1)
+        wait_for_runs(proc, execs, 2 * side.machines, spawned, deadline, gone)
         steady = time.monotonic()
         side.startup = steady - spawned
         measure_window(proc.pid, seconds, execs, side, gone)
         period = cycle_period(execs.times(proc.pid), side.interval, steady)
-        side.effective_interval = period or (
-            side.machines * side.window / side.runs if side.runs else 0.0
-        )
-        proc.send_signal(signal.SIGTERM)
-        try:
-            side.exit_code = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            side.exit_code = proc.wait()
+        side.effective_interval = period or side.run_interval
+        side.exit_code = stop_process(proc)
         return side
     finally:
         if proc is not None and proc.poll() is None:
@@ -613,29 +639,35 @@ def run_bench(args: argparse.Namespace) -> Figures:
     try:
         write_machines(machines_dir, args.machines, args.interval)
         with ChildExecs() as execs:
-            for r in range(1, args.rounds + 1):
-                print(f"round {r}/{args.rounds}: steward, {args.machines} machines", flush=True)
-                s = steward_window(
-                    machines_dir,
-                    Side("steward", args.machines, args.interval),
-                    args.duration,
-                    settle,
-                    execs,
-                    ready_timeout=args.ready_timeout,
-                    keep=args.keep,
-                )
-                figures.steward_runs.append(s)
-                print(f"  steward: {side_brief(s)}", flush=True)
-                print(f"round {r}/{args.rounds}: monit, {args.machines} checks", flush=True)
-                m = monit_window(
-                    monit,
-                    Side("monit", args.machines, args.interval),
-                    args.duration,
-                    execs,
-                    keep=args.keep,
-                )
-                figures.monit_runs.append(m)
-                print(f"  monit: {side_brief(m)}", flush=True)
+            alternate(
+                args.rounds,
+                [
+                    (
+                        f"steward, {args.machines} machines",
+                        lambda: steward_window(
+                            machines_dir,
+                            Side("steward", args.machines, args.interval),
+                            args.duration,
+                            settle,
+                            execs,
+                            ready_timeout=args.ready_timeout,
+                            keep=args.keep,
+                        ),
+                        figures.steward_runs,
+                    ),
+                    (
+                        f"monit, {args.machines} checks",
+                        lambda: monit_window(
+                            monit,
+                            Side("monit", args.machines, args.interval),
+                            args.duration,
+                            execs,
+                            keep=args.keep,
+                        ),
+                        figures.monit_runs,
+                    ),
+                ],
+            )
         return figures
     finally:
         keep_or_remove(args.keep, f"machines {machines_dir}", machines_dir)

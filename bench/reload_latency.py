@@ -36,6 +36,7 @@ from benchlib import (
     Daemon,
     add_output_args,
     keep_or_remove,
+    latency_line,
     ms,
     percentile,
     positive_int,
@@ -44,7 +45,6 @@ from benchlib import (
     results_section,
     run_main,
     short_state_dir,
-    summary_line,
     wait_for,
     write_machines,
 )
@@ -90,14 +90,12 @@ class Figures:
         return self.quantile(99) <= TARGET_P99
 
     def summary(self) -> str:
-        return summary_line(
+        return latency_line(
             "reload",
-            f"p50 {ms(self.quantile(50))} p99 {ms(self.quantile(99))} "
-            f"({len(self.latencies)} drops, {self.background} machines running, "
-            f"layout {self.layout})",
-            f"p99 ≤ {ms(TARGET_P99)}",
-            f"{self.quantile(99) / TARGET_P99:.2f}",
-            self.passed,
+            self.latencies,
+            TARGET_P99,
+            f"{len(self.latencies)} drops, {self.background} machines running, "
+            f"layout {self.layout}",
         )
 
     def lines(self) -> list[tuple[str, str]]:

@@ -76,7 +76,7 @@ from monit_compare import (
     measure_window,
     median,
     per_round,
-    steward_window,
+    steward_round,
     stop_process,
     wait_for_runs,
 )
@@ -329,19 +329,7 @@ def run_bench(args: argparse.Namespace) -> Figures:
             alternate(
                 args.rounds,
                 [
-                    (
-                        f"steward, {args.machines} machines",
-                        lambda: steward_window(
-                            machines_dir,
-                            Side("steward", args.machines, args.interval),
-                            args.duration,
-                            settle,
-                            execs,
-                            ready_timeout=args.ready_timeout,
-                            keep=args.keep,
-                        ),
-                        figures.steward_runs,
-                    ),
+                    steward_round(args, machines_dir, settle, execs, figures.steward_runs),
                     (
                         f"floor, {args.machines} tasks",
                         lambda: floor_window(

@@ -298,6 +298,25 @@ def alternate(rounds: int, sides: list[tuple[str, Callable[[], Side], list[Side]
             print(f"  {side.name}: {side_brief(side)}", flush=True)
 
 
+def steward_round(
+    args: argparse.Namespace, machines_dir: Path, settle: float, execs: ChildExecs, runs: list[Side]
+) -> tuple[str, Callable[[], Side], list[Side]]:
+    """steward's side of ``alternate``: a fresh daemon on ``machines_dir`` each round."""
+    return (
+        f"steward, {args.machines} machines",
+        lambda: steward_window(
+            machines_dir,
+            Side("steward", args.machines, args.interval),
+            args.duration,
+            settle,
+            execs,
+            ready_timeout=args.ready_timeout,
+            keep=args.keep,
+        ),
+        runs,
+    )
+
+
 def steward_window(
     machines_dir: Path,
     side: Side,
@@ -642,19 +661,7 @@ def run_bench(args: argparse.Namespace) -> Figures:
             alternate(
                 args.rounds,
                 [
-                    (
-                        f"steward, {args.machines} machines",
-                        lambda: steward_window(
-                            machines_dir,
-                            Side("steward", args.machines, args.interval),
-                            args.duration,
-                            settle,
-                            execs,
-                            ready_timeout=args.ready_timeout,
-                            keep=args.keep,
-                        ),
-                        figures.steward_runs,
-                    ),
+                    steward_round(args, machines_dir, settle, execs, figures.steward_runs),
                     (
                         f"monit, {args.machines} checks",
                         lambda: monit_window(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from steward.errors import Problem, Severity, SpecError
 from steward.machine.discovery import MACHINE_FILE, MachineSource, discover
-from steward.machine.permissions import permission_problems
+from steward.machine.permissions import permission_problems, stat_or_none
 from steward.machine.spec import MachineSpec
 from steward.machine.validate import check_references, parse_machine, read_machine
 from steward.watchers.registry import WatcherRegistry
@@ -94,10 +95,8 @@ class _Entry:
     stamp: Stamp | None
 
 
-def file_stamp(path: Path) -> Stamp | None:
-    try:
-        st = path.stat()
-    except OSError:
+def file_stamp(st: os.stat_result | None) -> Stamp | None:
+    if st is None:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -131,9 +130,12 @@ def load_sources(
     loaded: list[MachineSpec] = []
     for src in sources:
         shown = display_path(src.path, base)
+        st = stat_or_none(src.path)
         if check_permissions:
             dir_machine = src.path.name == MACHINE_FILE
-            refused = permission_problems(src.path, shown, src.directory if dir_machine else None)
+            refused = permission_problems(
+                src.path, shown, src.directory if dir_machine else None, st
+            )
             if refused:
                 report.problems.extend(refused)
                 report.rejected.append(src.path)
@@ -143,7 +145,7 @@ def load_sources(
             file=shown,
             path=src.path,
             directory=src.directory,
-            stamp=file_stamp(src.path),
+            stamp=file_stamp(st),
         )
         if checksum is not None:
             report.checksums[shown] = checksum

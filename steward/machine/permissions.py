@@ -14,16 +14,28 @@ from pathlib import Path
 from steward.errors import Problem
 
 
-def permission_problems(path: Path, display: str, directory: Path | None) -> list[Problem]:
-    """Problems with ``path`` (and ``directory``, for a ``<name>/machine.yaml`` machine)."""
+def stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def permission_problems(
+    path: Path, display: str, directory: Path | None, file_stat: os.stat_result | None
+) -> list[Problem]:
+    """Problems with ``path`` (and ``directory``, for a ``<name>/machine.yaml`` machine).
+
+    ``file_stat`` is the caller's stat of ``path`` (None if it failed: reading the file then
+    reports the problem), so one stat serves this check and the loader's change detection.
+    """
     problems: list[Problem] = []
     me = os.geteuid()
-    for target, what in ((path, "machine file"), (directory, "machine directory")):
-        if target is None:
-            continue
-        try:
-            st = target.stat()
-        except OSError:
+    targets = [(path, file_stat, "machine file")]
+    if directory is not None:
+        targets.append((directory, stat_or_none(directory), "machine directory"))
+    for target, st, what in targets:
+        if st is None:
             continue  # reading the file reports it
         if st.st_uid not in (0, me):
             problems.append(

@@ -6,6 +6,7 @@
     ├── StoreError           the state database could not be read or written
     ├── TransitionRejected   a transition is unknown or not valid from the current state
     ├── MachineNotFound      no machine with that name runs on this node
+    ├── NatsUnavailable      something needs NATS and none is configured, or it was closed
     └── ApiError             the CLI could not talk to the daemon, or the daemon said no
 
 Errors that reach a user carry what they need to act: the file, line, column and field path
@@ -90,6 +91,10 @@ class MachineNotFound(StewardError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"no machine named {name!r} on this node")
+
+
+class NatsUnavailable(StewardError):
+    pass
 
 
 class ApiError(StewardError):

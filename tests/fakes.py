@@ -1,19 +1,34 @@
-"""Small fakes that implement steward's own interfaces (Clock, MachineStore, NodeLink)."""
+"""Small fakes that implement steward's own interfaces (Clock, MachineStore, NodeLink), and
+the watcher context and node services built from them."""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
 import itertools
+import random
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 
+from steward.broker.link import NatsLink, NoNats
+from steward.clock import Clock, SystemClock
+from steward.events.emitter import Emitter, LocalOnly, OutboxSink
 from steward.events.envelope import Envelope
+from steward.events.formats import StewardFormat
+from steward.events.local import LocalEvents
+from steward.machine.observer import NO_OBSERVER, MachineObserver
 from steward.machine.persistence import SavedMachine, TransitionRecord
+from steward.machine.services import NodeServices
 from steward.machine.source import Fields
 from steward.machine.spec import MachineSpec
+from steward.processes import ProcessTable
 from steward.watchers.base import Outcome, Watcher, WatcherResult
+from steward.watchers.context import NodeIdentity, WatcherContext
+from steward.watchers.docker_engine import DockerEngines
+from steward.watchers.registry import WatcherRegistry
 
 EPOCH = 1_700_000_000.0
 
@@ -172,3 +187,63 @@ def spec_with(spec: MachineSpec, **changes: Any) -> MachineSpec:
     from dataclasses import replace
 
     return replace(spec, **changes)
+
+
+def emitter(node: str = "n1", *, outbox: Any = None) -> Emitter:
+    """An Emitter in the steward format: storing into ``outbox`` (a FakeStore, say) as a
+    daemon with NATS does, or, with no outbox, delivering locally only."""
+    sink = OutboxSink(outbox) if outbox is not None else LocalOnly()
+    return Emitter(StewardFormat(node), sink, LocalEvents())
+
+
+def fake_context(
+    scratch_dir: Path | None = None,
+    *,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    nats: NatsLink | None = None,
+    docker: DockerEngines | None = None,
+    processes: ProcessTable | None = None,
+    machine: str = "m1",
+    node: str = "n1",
+) -> WatcherContext:
+    """A watcher context for one watcher outside any daemon: the real clock and process
+    table unless the test gives its own, no NATS, a private scratch dir."""
+    return WatcherContext(
+        clock=clock or SystemClock(),
+        rng=rng or random.Random(0),
+        scratch_dir=scratch_dir or Path(tempfile.mkdtemp(prefix="steward-scratch-")),
+        nats=nats or NoNats(),
+        docker=docker or DockerEngines(),
+        processes=(processes or ProcessTable()).for_machine(machine, "instance-1"),
+        node=NodeIdentity(node),
+    )
+
+
+def node_services(
+    *,
+    store: Any = None,
+    registry: WatcherRegistry | None = None,
+    clock: Clock | None = None,
+    events: Emitter | None = None,
+    observer: MachineObserver = NO_OBSERVER,
+    scratch_dir: Path | None = None,
+    rng: random.Random | None = None,
+    node: str = "n1",
+) -> NodeServices:
+    """NodeServices from fakes: a FakeStore whose outbox the events go to, a fake clock,
+    the scripted watcher type."""
+    store = store if store is not None else FakeStore()
+    return NodeServices(
+        identity=NodeIdentity(node),
+        store=store,
+        events=events if events is not None else emitter(node, outbox=store),
+        registry=registry or WatcherRegistry([ScriptedWatcher]),
+        clock=clock or FakeClock(),
+        rng=rng or random.Random(0),
+        scratch_dir=scratch_dir or Path(tempfile.mkdtemp(prefix="steward-scratch-")),
+        nats=NoNats(),
+        docker=DockerEngines(),
+        processes=ProcessTable(),
+        observer=observer,
+    )

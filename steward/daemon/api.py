@@ -80,14 +80,14 @@ def build_app(daemon: Daemon) -> web.Application:
             kinds = ", ".join(k.value for k in EventKind)
             return _json({"error": f"type must be one of {kinds}; recent a number"}, 400)
         machine = q.get("machine") or None
-        hub = daemon.events
-        backlog = hub.recent(machine, kind, recent) if recent > 0 else []
+        local = daemon.events.local
+        backlog = local.recent(machine, kind, recent) if recent > 0 else []
         if q.get("follow") not in ("1", "true", "yes"):
             return web.Response(
                 body=b"[" + b",".join(e.body for e in backlog) + b"]",
                 content_type="application/json",
             )
-        sub = hub.subscribe(machine, kind)
+        sub = local.subscribe(machine, kind)
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )

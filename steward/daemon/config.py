@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from steward.broker.settings import NatsSettings
 from steward.errors import ConfigError, SpecError
-from steward.events.publisher import NatsSettings
-from steward.machine.persistence import OutboxLimits
+from steward.events.outbox import OutboxLimits
 from steward.machine.source import Fields, Problems, load_yaml
 
 DEFAULT_CONFIG = Path("/etc/steward/steward.yaml")

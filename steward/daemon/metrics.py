@@ -33,9 +33,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
+from steward.broker.link import NatsLink, NoNats
 from steward.clock import Clock
-from steward.events.publisher import PublisherState
-from steward.machine.persistence import OutboxStats
+from steward.events.outbox import OutboxStats
+from steward.events.publisher import NoPublisher, Publisher
 from steward.machine.runtime import RunningMachine, TransitionResult
 from steward.watchers.base import Watcher, WatcherResult
 
@@ -195,14 +196,16 @@ class StewardCollector:
         outbox: OutboxCounters,
         events: EmittedCount,
         reloads: ReloadStats,
-        nats: PublisherState | None = None,
+        nats: NatsLink | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         self._machines = machines
         self._clock = clock
         self._outbox = outbox
         self._events = events
         self._reloads = reloads
-        self._nats = nats
+        self._nats = nats if nats is not None else NoNats()
+        self._publisher = publisher if publisher is not None else NoPublisher()
 
     def collect(self) -> Iterable[Metric]:
         machines = list(self._machines.values())
@@ -289,11 +292,11 @@ class StewardCollector:
             "Oldest events dropped because the outbox was full (kept across restarts).",
             stats.dropped,
         )
-        nats = self._nats
-        if nats is None:  # NATS not configured: no NATS series, rather than a false alarm
+        if not self._nats.configured:  # no NATS series, rather than a false alarm
             return
+        nats = self._nats.state
         yield CounterMetricFamily(
-            "steward_events_published", "Events NATS confirmed.", nats.published
+            "steward_events_published", "Events NATS confirmed.", self._publisher.published
         )
         yield GaugeMetricFamily(
             "steward_nats_connected", "1 while connected to NATS.", 1.0 if nats.connected else 0.0

@@ -8,41 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import defaultdict
 
-from steward.clock import Clock
 from steward.errors import MachineNotFound, Problem, StoreError
 from steward.events.envelope import LifecycleStep
-from steward.events.hub import EventHub
-from steward.machine.observer import NO_OBSERVER, MachineObserver
-from steward.machine.persistence import MachineStore
 from steward.machine.runtime import RunningMachine, TransitionResult
+from steward.machine.services import NodeServices
 from steward.machine.spec import MachineSpec
-from steward.watchers.registry import WatcherRegistry
 
 log = logging.getLogger("steward.node")
 
 
 class Node:
-    def __init__(
-        self,
-        name: str,
-        *,
-        store: MachineStore,
-        registry: WatcherRegistry,
-        clock: Clock,
-        rng: random.Random,
-        events: EventHub,
-        observer: MachineObserver = NO_OBSERVER,
-    ) -> None:
-        self.name = name
-        self.events = events
-        self._observer = observer  # each machine reports transitions and watcher runs to it
-        self._store = store
-        self._registry = registry
-        self._clock = clock
-        self._rng = rng
+    def __init__(self, services: NodeServices) -> None:
+        self.services = services
+        self.name = services.identity.name
         self.machines: dict[str, RunningMachine] = {}
         # (source machine, transition) -> [(subscriber machine, its transition)]
         self._subscribers: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
@@ -60,16 +40,7 @@ class Node:
 
     async def add(self, spec: MachineSpec, *, replacing: str | None = None) -> RunningMachine:
         """Start a machine; ``replacing`` is the version it replaces (a reload)."""
-        machine = RunningMachine(
-            spec,
-            store=self._store,
-            node=self,
-            registry=self._registry,
-            clock=self._clock,
-            rng=self._rng,
-            events=self.events,
-            observer=self._observer,
-        )
+        machine = RunningMachine(spec, node=self, services=self.services)
         await machine.start()
         self.machines[spec.name] = machine
         self._register(spec)
@@ -103,24 +74,19 @@ class Node:
         self, machine: str, version: str | None, problems: list[Problem]
     ) -> None:
         """A machine file that could not be loaded (``machine`` may be the file's name)."""
-        event = self.events.builder.lifecycle(
+        events = self.services.events
+        event = events.format.lifecycle(
             machine=machine,
             version=version,
             instance=None,
             step=LifecycleStep.LOAD_FAILED,
-            at=self._clock.time(),
+            at=self.services.clock.time(),
             detail={"problems": [p.as_dict() for p in problems]},
         )
-        if not self.events.durable:
-            self.events.committed([event], stored=False)
-            return
         try:
-            await self._store.append_events([event])
+            await events.emit([event])
         except StoreError as exc:
             log.error("cannot record load_failed event: %s", exc, extra={"error": str(exc)})
-            self.events.committed([event], stored=False)
-            return
-        self.events.committed([event])
 
     async def stop(self) -> None:
         machines = list(self.machines.values())

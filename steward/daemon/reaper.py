@@ -3,8 +3,8 @@
 ``become_subreaper`` sets PR_SET_CHILD_SUBREAPER, so a process that escaped a command's
 process group (``setsid``) and lost its parent is reparented to the daemon instead of init.
 ``Reaper`` then looks at the daemon's children every ``interval``: an orphan that has exited
-is reaped (``waitpid`` on that pid only). The children ``run_process`` started are never
-touched — asyncio's child watcher waits for those (``steward.watchers.processes.STARTED``).
+is reaped (``waitpid`` on that pid only). The children the watchers' commands started are
+never touched — asyncio's child watcher waits for those (the daemon's ``ProcessTable``).
 On ``stop`` every orphan still running is killed with its whole tree and reaped.
 """
 
@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from steward.watchers.processes import STARTED, ProcStat, kill_tree, process_table
+from steward.processes import ProcessTable, ProcStat, kill_tree, process_table
 
 log = logging.getLogger("steward.daemon")
 
@@ -70,7 +70,8 @@ def become_subreaper() -> bool:
 class Reaper:
     """Reaps the orphans reparented to this process; kills the ones left at stop."""
 
-    def __init__(self, interval: float = REAP_INTERVAL) -> None:
+    def __init__(self, table: ProcessTable, interval: float = REAP_INTERVAL) -> None:
+        self.table = table
         self.interval = interval
         self.reaped = 0
         self.killed = 0
@@ -113,10 +114,10 @@ class Reaper:
 
     def _reap(self, candidates: list[ProcStat]) -> None:
         """waitpid() the exited orphans among ``candidates``; on the loop, like spawns are."""
-        if STARTED.starting:
-            return  # a child being spawned is not in STARTED.pids yet: look again later
+        if self.table.spawning:
+            return  # a child being spawned is not in the table yet: look again later
         for stat in candidates:
-            if stat.state != "Z" or stat.pid in STARTED.pids:
+            if stat.state != "Z" or stat.pid in self.table.waiting:
                 continue
             with contextlib.suppress(ChildProcessError):
                 if os.waitpid(stat.pid, os.WNOHANG)[0] == stat.pid:

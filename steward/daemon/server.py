@@ -14,7 +14,6 @@ import os
 import random
 import shutil
 import signal
-import tempfile
 import time
 from enum import IntEnum
 from functools import partial
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from steward import __version__
+from steward.broker.connection import NatsConnection
+from steward.broker.link import NoNats
 from steward.clock import Clock, SystemClock
 from steward.daemon.api import ControlSocket
 from steward.daemon.config import Config
@@ -37,12 +38,15 @@ from steward.daemon.node import Node
 from steward.daemon.reaper import Reaper, pidfd_child_watcher
 from steward.daemon.watch import MachinesWatch
 from steward.errors import ConfigError, Problem, Severity, StoreError
-from steward.events.builder import EventBuilder, EventFormat
-from steward.events.hub import EventHub
-from steward.events.publisher import NatsPublisher
+from steward.events.formats import event_format
+from steward.events.pipeline import event_pipeline
 from steward.machine.discovery import MACHINE_FILE
 from steward.machine.persistence import SqliteStore
+from steward.machine.services import NodeServices
 from steward.machine.spec import MachineSpec
+from steward.processes import ProcessTable
+from steward.watchers.context import NodeIdentity
+from steward.watchers.docker_engine import DockerEngines
 from steward.watchers.registry import WatcherRegistry, default_registry
 
 log = logging.getLogger("steward.daemon")
@@ -73,39 +77,46 @@ class Daemon:
         self.rng = rng or random.Random()
         self.shutdown_timeout = shutdown_timeout
         self.store = SqliteStore(config.database_path, config.outbox)
-        builder = EventBuilder(config.node, EventFormat(config.events_format), config.events_prefix)
-        self.events = EventHub(builder, durable=config.nats.enabled)
-        self.publisher: NatsPublisher | None = None
-        if config.nats.enabled:
-            self.publisher = NatsPublisher(
-                config.nats,
-                self.store,
-                self.events,
-                stream_subjects=[builder.stream_subjects()],
-                client_name=f"steward {config.node}",
-            )
+        # the daemon's one NATS connection (or its absence), shared by everything that needs it
+        self.nats: NatsConnection | NoNats = (
+            NatsConnection(config.nats, name=f"steward {config.node}")
+            if config.nats.enabled
+            else NoNats()
+        )
+        fmt = event_format(config.events_format, config.node, config.events_prefix)
+        pipeline = event_pipeline(fmt, self.store, self.nats, stream=config.nats.stream)
+        self.events = pipeline.emitter
+        self.publisher = pipeline.publisher
+        self.processes = ProcessTable()  # what watchers' commands started, per machine
         # metrics: one registry per daemon; machines count what happens, the rest is read
         # from these live objects at scrape time
         self.reloads = ReloadStats()
         self.metrics_registry = new_registry()
         self.machine_metrics = MachineMetrics(self.metrics_registry)
         self.node = Node(
-            config.node,
-            store=self.store,
-            registry=self.registry,
-            clock=self.clock,
-            rng=self.rng,
-            events=self.events,
-            observer=self.machine_metrics,
+            NodeServices(
+                identity=NodeIdentity(config.node),
+                store=self.store,
+                events=self.events,
+                registry=self.registry,
+                clock=self.clock,
+                rng=self.rng,
+                scratch_dir=config.state_dir / "tmp",
+                nats=self.nats,
+                docker=DockerEngines(),
+                processes=self.processes,
+                observer=self.machine_metrics,
+            )
         )
         self.metrics_registry.register(
             StewardCollector(
                 self.node.machines,
                 clock=self.clock,
                 outbox=self.store,
-                events=self.events,
+                events=self.events.local,
                 reloads=self.reloads,
-                nats=self.publisher.state if self.publisher is not None else None,
+                nats=self.nats,
+                publisher=self.publisher,
             )
         )
         self._metrics: MetricsServer | None = None
@@ -114,11 +125,10 @@ class Daemon:
         self.started_at = 0.0
         self._api: ControlSocket | None = None
         self._lock: IO[str] | None = None
-        self._tempdir_before: str | None = None
         self._should_exit = asyncio.Event()
         self._force_exit = asyncio.Event()
         self._specs = SpecCache()  # a rescan re-parses only the files whose bytes changed
-        self.reaper = Reaper()  # orphans of watcher commands: reaped, and killed at stop
+        self.reaper = Reaper(self.processes)  # orphans of commands: reaped, killed at stop
         self._logged_problems: dict[str, tuple[str, tuple[Problem, ...]]] = {}
         self.watch = MachinesWatch(
             config.machines_dir, self.rescan, rescan_interval=config.rescan_interval
@@ -141,8 +151,7 @@ class Daemon:
             raise ConfigError(f"machines directory {cfg.machines_dir} does not exist")
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock_state_dir(cfg)
-        self._tempdir_before = tempfile.tempdir
-        tempfile.tempdir = str(_fresh_tmp(cfg.state_dir / "tmp"))
+        _fresh_tmp(self.node.services.scratch_dir)
         if cfg.insecure_permissions:
             log.warning(
                 "--insecure-permissions: machine files writable by others are accepted; "
@@ -153,8 +162,8 @@ class Daemon:
         self._api = ControlSocket(self, cfg.socket_path)
         await self._api.start()
         await self._start_metrics()
-        if self.publisher is not None:
-            self.publisher.start()  # connects in the background; machines never wait for it
+        self.nats.start()  # connects in the background; machines never wait for it
+        self.publisher.start()
         self.started_at = self.clock.time()
         t0 = time.monotonic()
         await self.rescan()
@@ -355,12 +364,11 @@ class Daemon:
             log.warning("machines did not stop in time; exiting anyway")
             stopping.cancel()
         await self.reaper.stop()  # kill and reap what commands left running
-        if self.publisher is not None:
-            # flush what NATS accepts in the time left; the rest stays in the outbox
-            await self.publisher.stop(0 if forced else min(5.0, self.shutdown_timeout))
+        # flush what NATS accepts in the time left; the rest stays in the outbox
+        await self.publisher.stop(0 if forced else min(5.0, self.shutdown_timeout))
+        await self.nats.stop()
         await self.store.close()
         if self._lock is not None:
-            tempfile.tempdir = self._tempdir_before
             self._lock.close()
         log.info("steward stopped", extra={"node": self.config.node})
         return forced
@@ -395,13 +403,13 @@ class Daemon:
         stats = self.store.outbox_snapshot()
         return {
             "format": self.config.events_format,
-            "emitted": self.events.emitted,
+            "emitted": self.events.local.emitted,
             "outbox": {"events": stats.events, "bytes": stats.bytes, "dropped": stats.dropped},
             "outbox_limits": {
                 "max_events": self.config.outbox.max_events,
                 "max_bytes": self.config.outbox.max_bytes,
             },
-            "nats": self.publisher.status() if self.publisher is not None else None,
+            "nats": self.publisher.status(),
         }
 
 

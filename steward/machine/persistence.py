@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 from steward.errors import StoreError
 from steward.events.envelope import Envelope
+from steward.events.outbox import OutboxLimits, OutboxRow, OutboxStats
 
 log = logging.getLogger("steward.store")
 
@@ -62,28 +63,6 @@ CREATE TABLE IF NOT EXISTS counters (
 DROP_WARNING_EVERY = 10.0  # seconds between warnings while the outbox keeps overflowing
 GROUP_COMMIT_MAX = 512  # writes committed together at most
 WAL_RELEASE_EVERY = 1.0  # seconds between WAL truncations while the disk is full
-
-
-@dataclass(frozen=True)
-class OutboxLimits:
-    max_events: int = 100_000
-    max_bytes: int = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    rowid: int
-    event_id: str
-    subject: str
-    body: bytes
-    machine: str = ""  # the machine the event is about ("" for the daemon's own)
-
-
-@dataclass(frozen=True)
-class OutboxStats:
-    events: int
-    bytes: int
-    dropped: int
 
 
 @dataclass(frozen=True)

@@ -12,23 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from steward.clock import Clock
 from steward.errors import StoreError, TransitionRejected
 from steward.events.envelope import Envelope, LifecycleStep
-from steward.events.hub import EventHub
 from steward.machine.fsm import StateGraph
-from steward.machine.observer import NO_OBSERVER, MachineObserver
-from steward.machine.persistence import MachineStore, SavedMachine, TransitionRecord
+from steward.machine.persistence import SavedMachine, TransitionRecord
+from steward.machine.services import NodeServices
 from steward.machine.spec import MachineSpec, WatcherSpec
 from steward.watchers.base import Outcome, Watcher, WatcherResult
-from steward.watchers.registry import WatcherRegistry
 
 log = logging.getLogger("steward.machine")
 
@@ -90,27 +86,17 @@ class _Resync:
 class RunningMachine:
     """One machine on this node. ``start()`` to run, ``stop()`` to end."""
 
-    def __init__(
-        self,
-        spec: MachineSpec,
-        *,
-        store: MachineStore,
-        node: NodeLink,
-        registry: WatcherRegistry,
-        clock: Clock,
-        rng: random.Random,
-        events: EventHub,
-        observer: MachineObserver = NO_OBSERVER,
-    ) -> None:
+    def __init__(self, spec: MachineSpec, *, node: NodeLink, services: NodeServices) -> None:
         self.spec = spec
-        self._events = events
-        self._observer = observer
+        self._events = services.events
+        self._format = services.events.format
+        self._observer = services.observer
         self.graph = StateGraph(spec)
         self.instance = uuid.uuid4().hex
-        self._store = store
+        self._store = services.store
         self._node = node
-        self._clock = clock
-        self._rng = rng
+        self._clock = services.clock
+        self._rng = services.rng
         self.state = spec.initial_state
         self.since = 0.0
         self.seq = 0
@@ -126,12 +112,14 @@ class RunningMachine:
         self._store_failures = 0  # failed writes since the error was last logged
         self._store_logged_at: float | None = None
         self._store_retry: asyncio.Task[None] | None = None
+        context = services.watcher_context(spec.name, self.instance)
+        self.processes = context.processes
         self.watchers: list[Watcher] = []
         for w in spec.watchers:
-            watcher_type = registry.get(w.type)
+            watcher_type = services.registry.get(w.type)
             if watcher_type is None:  # validated before; a registry mismatch is a bug
                 raise ValueError(f"watcher type {w.type!r} is not registered")
-            self.watchers.append(watcher_type(w, self, clock, rng))
+            self.watchers.append(watcher_type(w, self, context))
         self._queue: asyncio.Queue[_Fire | _Result | _Resync] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._watching = False
@@ -181,7 +169,8 @@ class RunningMachine:
         ]
 
     async def stop(self) -> None:
-        """Cancel the watchers (killing their processes), then the queue.
+        """Cancel the watchers (killing their processes), end what their commands left
+        running, then stop the queue.
 
         Whoever waits on a queued or in-flight transition gets TransitionRejected. A store
         write already handed to the store thread still completes there; the database stays
@@ -190,6 +179,7 @@ class RunningMachine:
         self._stopped = True
         self._watching = False
         await asyncio.gather(*(w.close() for w in self.watchers), return_exceptions=True)
+        await self.processes.end()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -277,7 +267,7 @@ class RunningMachine:
         if self._should_announce(item.watcher, result, changed=result.outcome is not previous):
             await self._emit(
                 [
-                    self._events.builder.watcher(
+                    self._format.watcher(
                         machine=self.name,
                         version=self.spec.version,
                         instance=self.instance,
@@ -322,17 +312,11 @@ class RunningMachine:
         return False
 
     async def _emit(self, envelopes: list[Envelope]) -> None:
-        """Store events in the outbox, then hand them to local consumers and the publisher."""
-        if not self._events.durable:
-            self._events.committed(envelopes, stored=False)
-            return
         try:
-            await self._store.append_events(envelopes)
+            await self._events.emit(envelopes)
         except StoreError as exc:
             self._store_failed(exc)
-            self._events.committed(envelopes, stored=False)
             return
-        self._events.committed(envelopes)
         if self.store_error is not None:
             await self._resync()
 
@@ -340,7 +324,7 @@ class RunningMachine:
         """Emit a lifecycle event for this machine."""
         await self._emit(
             [
-                self._events.builder.lifecycle(
+                self._format.lifecycle(
                     machine=self.name,
                     version=self.spec.version,
                     instance=self.instance,
@@ -387,7 +371,7 @@ class RunningMachine:
         record = TransitionRecord(
             self.name, self.spec.version, name, current, destination, self.seq + 1, now
         )
-        event = self._events.builder.transition(
+        event = self._format.transition(
             machine=self.name,
             version=self.spec.version,
             instance=self.instance,
@@ -400,7 +384,7 @@ class RunningMachine:
         )
         stored = True
         try:
-            await self._store.record_transition(record, [event] if self._events.durable else [])
+            await self._events.commit_transition(self._store, record, event)
         except StoreError as exc:
             stored = False
             self._gap.append(record.seq)
@@ -426,7 +410,6 @@ class RunningMachine:
         result = TransitionResult(
             self.name, name, current, destination, record.seq, now, cause, True
         )
-        self._events.committed([event], stored=stored and self._events.durable)
         if stored and self.store_error is not None:
             await self._resync()
         self._reconcile(state_entered=True)

@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
-from steward.clock import Clock
 from steward.machine.source import Fields
 from steward.machine.spec import WatcherSpec
+
+if TYPE_CHECKING:
+    from steward.watchers.context import WatcherContext
 
 log = logging.getLogger("steward.watcher")
 
@@ -85,13 +86,12 @@ class Watcher(ABC):
     # restart (and run at once) on every state entry it matches, not only when newly active
     restart_on_state_entry: ClassVar[bool] = False
 
-    def __init__(
-        self, spec: WatcherSpec, machine: MachineHandle, clock: Clock, rng: random.Random
-    ) -> None:
+    def __init__(self, spec: WatcherSpec, machine: MachineHandle, context: WatcherContext) -> None:
         self.spec = spec
         self.machine = machine
-        self.clock = clock
-        self.rng = rng
+        self.context = context
+        self.clock = context.clock
+        self.rng = context.rng
         self.active = False
         self.runs = 0
         self.last_result: WatcherResult | None = None

@@ -232,7 +232,7 @@ class DockerWatcher(Watcher):
     def activate(self) -> None:
         self._held = False
         if self._engine is None:
-            self._engine = Engine.for_host(self.props.docker_host)
+            self._engine = self.context.docker.get(self.props.docker_host)
             self._engine.subscribe(self.props.container, self._on_event)
         super().activate()
 
@@ -264,7 +264,7 @@ class DockerWatcher(Watcher):
 
     # the check -------------------------------------------------------------------------------
     async def check(self) -> WatcherResult:
-        engine = self._engine or Engine.for_host(self.props.docker_host)
+        engine = self._engine or self.context.docker.get(self.props.docker_host)
         try:
             state = await engine.inspect(self.props.container)
             verdict = holds(self.props.desired, state)

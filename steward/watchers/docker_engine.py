@@ -1,8 +1,8 @@
 """One Docker engine as the docker watchers see it: blocking SDK calls moved off the event
 loop, and one event stream shared by every watcher on that engine.
 
-``Engine.for_host`` gives the engine of a ``docker_host`` (``""``: the daemon's environment,
-``DOCKER_HOST`` or the local socket), one per event loop and host. Its calls (``inspect``,
+``DockerEngines.get`` gives the engine of a ``docker_host`` (``""``: the daemon's environment,
+``DOCKER_HOST`` or the local socket), one per host. Its calls (``inspect``,
 ``create``, ``start``, ``stop``, ``remove``) run the ``docker`` SDK in a worker thread and
 raise ``EngineUnavailable`` when the engine cannot be reached, ``EngineError`` when it
 answered with an error. While any watcher subscribes, one thread reads the engine's event
@@ -11,9 +11,9 @@ subscribers of that container name are called; when the stream breaks (the engin
 the thread reconnects with backoff, and every subscriber is called on each connection change
 so it can look again. The stream thread ends when the last subscriber leaves.
 
-Engines are cached per event loop (a weak mapping), not passed in: a watcher is built from
-its spec and machine handle only, and one stream per engine needs a place shared by all of
-them. Each test's loop gets its own engines.
+The daemon owns one ``DockerEngines`` and hands it to every watcher through the watcher
+context, so all the docker watchers of a daemon share one stream per engine, and each test
+(or each daemon in one process) has engines of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import logging
 import os
 import socket
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -111,9 +110,18 @@ class ContainerConfig:
     pull_missing: bool = False
 
 
-_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Engine]] = (
-    weakref.WeakKeyDictionary()
-)
+class DockerEngines:
+    """The daemon's engines, one per ``docker_host``, each made on first use."""
+
+    def __init__(self) -> None:
+        self._engines: dict[str, Engine] = {}
+
+    def get(self, host: str) -> Engine:
+        """The engine for ``host`` (on the running loop, which its stream reports to)."""
+        engine = self._engines.get(host)
+        if engine is None:
+            engine = self._engines[host] = Engine(host, asyncio.get_running_loop())
+        return engine
 
 
 class Engine:
@@ -127,16 +135,6 @@ class Engine:
         self._stream: Any = None
         self._stop: threading.Event | None = None
         self.connected = False
-
-    @classmethod
-    def for_host(cls, host: str) -> Engine:
-        """The engine for ``host`` on the running loop, created on first use."""
-        loop = asyncio.get_running_loop()
-        engines = _engines.setdefault(loop, {})
-        engine = engines.get(host)
-        if engine is None:
-            engine = engines[host] = cls(host, loop)
-        return engine
 
     @property
     def label(self) -> str:

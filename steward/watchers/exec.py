@@ -1,33 +1,29 @@
 """exec: run a command; exit 0 is success, anything else (or a timeout) is failure.
 
 The command is split with shlex and run without a shell, in the machine's directory, in its
-own process group, with a minimal environment. On timeout or cancellation the whole process
-group is killed. Captured output is capped. With ``parse_as_data`` the command's stdout must
-be a JSON object, which is merged into the machine's data.
+own process group, with a minimal environment (``steward.processes`` does all of that, for
+every watcher that runs commands). On timeout or cancellation the whole process group is
+killed. Captured output is capped. With ``parse_as_data`` the command's stdout must be a
+JSON object, which is merged into the machine's data; the machine's data is in the JSON file
+``$WATCHER_DATA`` names, kept in the daemon's scratch directory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 from steward.machine.source import Fields
+from steward.processes import ProcessRun, first_line, minimal_environment, resolve_program
 from steward.watchers.base import MachineHandle, Outcome, Watcher, WatcherResult
-from steward.watchers.processes import STARTED, kill_tree
 
 TYPE = "exec"
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-OUTPUT_CAP = 64 * 1024  # bytes kept per stream; the rest is read and discarded
 PAYLOAD_OUTPUT = 1024  # characters of output carried in the watcher's state
-DRAIN_GRACE = 1.0  # seconds to finish reading pipes a leftover child still holds open
-REAP_TIMEOUT = 5.0  # seconds to wait for a killed process group's leader to exit
 
 
 @dataclass(frozen=True)
@@ -75,10 +71,12 @@ class ExecWatcher(Watcher):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._data_file = DataFile(f"steward-data-{self.machine.name}-{self.name}-")
+        self._data_file = DataFile(
+            self.context.scratch_dir, f"steward-data-{self.machine.name}-{self.name}-"
+        )
 
     def _environment(self, data_file: str) -> dict[str, str]:
-        env = minimal_environment(self.machine, self.name)
+        env = command_environment(self.machine, self.name)
         env["WATCHER_DATA"] = data_file
         env.update(self.props.environment)
         return env
@@ -99,7 +97,7 @@ class ExecWatcher(Watcher):
                 f"command not found: {props.argv[0]}",
                 payload={**base_payload, "exit_code": None},
             )
-        run = await run_process(
+        run = await self.context.processes.run(
             (program, *props.argv[1:]), self.machine.directory, env, props.timeout
         )
         return self._result(run, base_payload)
@@ -122,7 +120,8 @@ class ExecWatcher(Watcher):
             detail = f"timed out after {self.props.timeout:g}s; process group killed"
             return WatcherResult(Outcome.FAILURE, detail, payload=payload)
         if run.exit_code != 0:
-            detail = f"exit code {run.exit_code}" + _first_line(run.stderr or run.stdout)
+            line = first_line(run.stderr or run.stdout)
+            detail = f"exit code {run.exit_code}" + (f": {line}" if line else "")
             return WatcherResult(Outcome.FAILURE, detail, payload=payload)
         if not self.props.parse_as_data:
             return WatcherResult(Outcome.SUCCESS, "exit code 0", payload=payload)
@@ -139,131 +138,9 @@ class ExecWatcher(Watcher):
         return WatcherResult(Outcome.SUCCESS, "exit code 0", data=data, payload=payload)
 
 
-def minimal_environment(machine: MachineHandle, watcher: str) -> dict[str, str]:
-    """The variables every command a watcher runs gets (and nothing of the daemon's)."""
-    return {
-        "PATH": f"{machine.directory}:{DEFAULT_PATH}",
-        "MACHINE_NAME": machine.name,
-        "MACHINE_STATE": machine.state,
-        "MACHINE_WATCHER_NAME": watcher,
-    }
-
-
-def resolve_program(program: str, directory: Path, path: str) -> str | None:
-    """A path resolves against the machine dir; a bare name is looked up on ``path``."""
-    if "/" in program:
-        full = Path(program)
-        if not full.is_absolute():
-            full = directory / full
-        return str(full)
-    return shutil.which(program, path=path)
-
-
-@dataclass(frozen=True)
-class ProcessRun:
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    timed_out: bool = False
-    error: str = ""
-
-
-async def run_process(
-    argv: tuple[str, ...], cwd: Path, env: dict[str, str], time_limit: float
-) -> ProcessRun:
-    """Run argv in its own process group; kill the group on timeout or cancellation.
-
-    The exit is taken from the process itself, not from its pipes closing, so a background
-    child that keeps stdout open does not hold the watcher up.
-    """
-    loop = asyncio.get_running_loop()
-    try:
-        with STARTED.start():  # the daemon's reaper leaves this child to asyncio
-            transport, capture = await _spawn(loop, argv, cwd, env)
-    except OSError as exc:
-        return ProcessRun(None, "", "", error=f"cannot run {argv[0]}: {exc.strerror or exc}")
-    pid = transport.get_pid()
-    STARTED.pids.add(pid)
-    capture.exited.add_done_callback(lambda _: STARTED.pids.discard(pid))
-    timed_out = False
-    try:
-        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-        # arrives as the process exits, leaving a stopped watcher running
-        try:
-            async with asyncio.timeout(time_limit):
-                await asyncio.shield(capture.exited)
-        except TimeoutError:
-            timed_out = True
-            await _kill_group(pid)
-            await capture.exited
-        await asyncio.wait([capture.drained], timeout=DRAIN_GRACE)
-    except asyncio.CancelledError:
-        await _kill_group(pid)
-        # reap it before going on, so a stopped watcher leaves no process behind
-        await asyncio.wait([capture.exited], timeout=REAP_TIMEOUT)
-        transport.close()
-        raise
-    code = transport.get_returncode()
-    transport.close()
-    return ProcessRun(
-        code,
-        bytes(capture.output[1]).decode("utf-8", "replace"),
-        bytes(capture.output[2]).decode("utf-8", "replace"),
-        timed_out=timed_out,
-    )
-
-
-async def _spawn(
-    loop: asyncio.AbstractEventLoop, argv: tuple[str, ...], cwd: Path, env: dict[str, str]
-) -> tuple[asyncio.SubprocessTransport, _Capture]:
-    return await loop.subprocess_exec(
-        lambda: _Capture(loop),
-        *argv,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-
-
-class _Capture(asyncio.SubprocessProtocol):
-    """Keeps the first OUTPUT_CAP bytes of stdout and stderr; discards the rest as it comes."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.output = {1: bytearray(), 2: bytearray()}
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.drained: asyncio.Future[None] = loop.create_future()
-        self._open = {1, 2}
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        kept = self.output.get(fd)
-        if kept is None:
-            return
-        room = OUTPUT_CAP - len(kept)
-        if room > 0:
-            kept += data[:room] if isinstance(data, bytes) else data[:room].encode()
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        self._open.discard(fd)
-        if not self._open and not self.drained.done():
-            self.drained.set_result(None)
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
-async def _kill_group(pid: int) -> None:
-    # the group and every descendant that escaped it (setsid). Walking /proc takes some ms,
-    # so it runs in a thread; the tree is frozen first, so nothing forks meanwhile
-    await asyncio.to_thread(kill_tree, pid)
-
-
-def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return f": {line[:200]}" if line else ""
+def command_environment(machine: MachineHandle, watcher: str) -> dict[str, str]:
+    """The minimal environment of a command ``watcher`` runs for ``machine``."""
+    return minimal_environment(machine.directory, machine.name, machine.state, watcher)
 
 
 class DataFile:
@@ -276,7 +153,8 @@ class DataFile:
     that no thread can still be writing when ``remove`` runs.
     """
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, directory: Path, prefix: str) -> None:
+        self._directory = directory
         self._prefix = prefix
         self.path: str | None = None
         self._written: bytes | None = None
@@ -300,7 +178,9 @@ class DataFile:
 
     def _write(self, content: bytes) -> None:
         if self.path is None or self._current() is None:
-            fd, self.path = tempfile.mkstemp(prefix=_safe(self._prefix), suffix=".json")
+            fd, self.path = tempfile.mkstemp(
+                prefix=_safe(self._prefix), suffix=".json", dir=self._directory
+            )
         else:
             fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
         with os.fdopen(fd, "wb") as f:

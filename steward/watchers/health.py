@@ -24,8 +24,8 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from steward.machine.source import Fields
-from steward.watchers.base import MachineHandle, Outcome, Watcher, WatcherResult
-from steward.watchers.exec import minimal_environment
+from steward.watchers.base import Outcome, Watcher, WatcherResult
+from steward.watchers.exec import command_environment
 from steward.watchers.probes import (
     CommandProbe,
     HttpProbe,
@@ -238,9 +238,12 @@ class ResultLog:
         }
 
 
-async def observe(probe: Probe, machine: MachineHandle, watcher: str) -> ProbeReport:
+async def observe(probe: Probe, watcher: Watcher) -> ProbeReport:
+    """One observation by ``probe``; a command runs as ``watcher``'s, for its machine."""
     if isinstance(probe, CommandProbe):
-        return await probe.observe(machine.directory, minimal_environment(machine, watcher))
+        machine = watcher.machine
+        env = command_environment(machine, watcher.name)
+        return await probe.observe(watcher.context.processes, machine.directory, env)
     return await probe.observe()
 
 
@@ -267,7 +270,7 @@ class HealthWatcher(Watcher):
 
     async def check(self) -> WatcherResult:
         started = self.clock.monotonic()
-        report = await observe(self.props.probe, self.machine, self.name)
+        report = await observe(self.props.probe, self)
         outcome = self.streak.record(verdict(report.status, self.props.warning_is_failure))
         payload = self.results.payload(report, self.clock.time(), self.clock.monotonic() - started)
         payload["consecutive_successes"] = self.streak.successes

@@ -70,7 +70,7 @@ class NagiosWatcher(Watcher):
 
     async def check(self) -> WatcherResult:
         started = self.clock.monotonic()
-        report = await observe(self.props.probe, self.machine, self.name)
+        report = await observe(self.props.probe, self)
         payload = self.results.payload(report, self.clock.time(), self.clock.monotonic() - started)
         payload["plugin"] = self.props.probe.command
         payload["annotations"] = dict(self.props.annotations)

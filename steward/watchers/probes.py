@@ -1,9 +1,9 @@
 """The three health probes: a Nagios plugin command, an HTTP request, a TCP connect.
 
 Each probe observes once and reports a Nagios status with its text and perfdata; none of
-them blocks the event loop (the command runs through ``run_process``, HTTP through the
-aiohttp client, TCP through ``asyncio.open_connection``). A probe never raises for what it
-observes: a refused connection or a timeout is a CRITICAL report.
+them blocks the event loop (the command runs through the machine's ``MachineProcesses``,
+HTTP through the aiohttp client, TCP through ``asyncio.open_connection``). A probe never
+raises for what it observes: a refused connection or a timeout is a CRITICAL report.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
-from steward.watchers.exec import DEFAULT_PATH, resolve_program, run_process
+from steward.processes import DEFAULT_PATH, MachineProcesses, first_line, resolve_program
 from steward.watchers.plugin_output import Perfdata, parse_plugin_output
 
 BODY_CAP = 1024 * 1024  # bytes of an HTTP body read for body_regex
@@ -55,11 +55,13 @@ class CommandProbe:
     argv: tuple[str, ...]
     timeout: float = 10.0
 
-    async def observe(self, directory: Path, env: dict[str, str]) -> ProbeReport:
+    async def observe(
+        self, processes: MachineProcesses, directory: Path, env: dict[str, str]
+    ) -> ProbeReport:
         program = resolve_program(self.argv[0], directory, env.get("PATH", DEFAULT_PATH))
         if program is None:
             return ProbeReport(Status.UNKNOWN, f"UNKNOWN - command not found: {self.argv[0]}")
-        run = await run_process((program, *self.argv[1:]), directory, env, self.timeout)
+        run = await processes.run((program, *self.argv[1:]), directory, env, self.timeout)
         if run.error:
             return ProbeReport(Status.UNKNOWN, f"UNKNOWN - {run.error}")
         if run.timed_out:
@@ -67,7 +69,7 @@ class CommandProbe:
                 Status.UNKNOWN, f"UNKNOWN - plugin timed out after {self.timeout:g}s"
             )
         parsed = parse_plugin_output(run.stdout)
-        text = parsed.text or _first_line(run.stderr) or f"(no output, exit code {run.exit_code})"
+        text = parsed.text or first_line(run.stderr) or f"(no output, exit code {run.exit_code})"
         return ProbeReport(
             Status.from_exit_code(run.exit_code),
             text,
@@ -168,8 +170,3 @@ class TcpProbe:
 
 def _reason(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
-
-
-def _first_line(text: str) -> str:
-    stripped = text.strip()
-    return stripped.splitlines()[0][:200] if stripped else ""

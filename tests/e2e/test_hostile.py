@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from steward.watchers.processes import process_table
+from steward.processes import process_table
 from tests.e2e.harness import (
     Daemon,
     MachinesDir,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import random
 import shutil
 import tempfile
 import time
@@ -17,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from steward.clock import SystemClock
 from steward.machine.spec import WatcherSpec
 from steward.watchers.base import Outcome, WatcherResult
 from steward.watchers.docker import Desired, DockerProperties, DockerWatcher
 from tests.e2e.harness import Daemon, MachinesDir, base_env, wait_until
+from tests.fakes import fake_context
 from tests.integration.docker_support import (
     IMAGE,
     LABEL,
@@ -146,7 +145,7 @@ class Watching:
     def __init__(self, tmp_path: Path, props: DockerProperties, interval: float = 300) -> None:
         spec = WatcherSpec(name="agent", type="docker", properties=props, interval=interval)
         self.handle = Handle(tmp_path)
-        self.watcher = DockerWatcher(spec, self.handle, SystemClock(), random.Random(0))
+        self.watcher = DockerWatcher(spec, self.handle, fake_context(tmp_path))
 
     async def until(
         self, predicate: Callable[[WatcherResult], bool], timeout: float, what: str, since: int = 0

@@ -5,7 +5,6 @@ and running Choria's check_httpd machine unchanged but for the plugin path."""
 from __future__ import annotations
 
 import asyncio
-import random
 import shutil
 import socket
 import tempfile
@@ -15,12 +14,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from steward.clock import SystemClock
 from steward.machine.spec import WatcherSpec
 from steward.watchers.base import Outcome
 from steward.watchers.nagios import NagiosProperties, NagiosWatcher
 from steward.watchers.probes import CommandProbe, HttpProbe, Status, StatusRange, TcpProbe
 from tests.e2e.harness import Daemon, MachinesDir, base_env, write_atomic, write_script
+from tests.fakes import fake_context
 from tests.unit.test_exec import Handle
 
 CHECK_HTTPD = Path("/work/shared/conformance/choria/check_httpd.yaml")
@@ -147,7 +146,7 @@ async def test_nagios_plugin_each_exit_code(
     )
     props = NagiosProperties(CommandProbe("check_thing -v", ("check_thing", "-v")))
     spec = WatcherSpec(name="check", type="nagios", properties=props)
-    watcher = NagiosWatcher(spec, Handle(tmp_path), SystemClock(), random.Random(0))
+    watcher = NagiosWatcher(spec, Handle(tmp_path), fake_context(tmp_path))
     result = await watcher.check()
     assert (result.outcome, result.transition) == (outcome, status)
     assert result.payload["status"] == status

@@ -1,5 +1,5 @@
-"""Events: the CloudEvent builder, the in-process hub, the SQLite outbox, and what a running
-machine emits."""
+"""Events: the formats, the local fan-out, the emitter and its sinks, the SQLite outbox, and
+what a running machine emits."""
 
 from __future__ import annotations
 
@@ -9,26 +9,29 @@ from typing import Any
 
 import pytest
 
-from steward.events.builder import EventBuilder, EventFormat, parse_event
+from steward.errors import StoreError
+from steward.events.emitter import Emitter, LocalOnly, OutboxSink
 from steward.events.envelope import Envelope, EventKind, LifecycleStep, subject_token
-from steward.events.hub import SUBSCRIBER_QUEUE, EventHub
+from steward.events.formats import (
+    ChoriaFormat,
+    EventFormat,
+    StewardFormat,
+    event_format,
+    parse_event,
+)
+from steward.events.local import SUBSCRIBER_QUEUE, LocalEvents
+from steward.events.outbox import OutboxLimits, OutboxRow
 from steward.events.publisher import WINDOW
 from steward.events.publisher import _windows as publisher_windows
-from steward.machine.persistence import (
-    OutboxLimits,
-    OutboxRow,
-    SavedMachine,
-    SqliteStore,
-    TransitionRecord,
-)
+from steward.machine.persistence import SavedMachine, SqliteStore, TransitionRecord
 from steward.watchers.base import Outcome
-from tests.fakes import settle
+from tests.fakes import FakeStore, settle
 from tests.unit.test_runtime import machine_spec, w
 
 AT = 1_700_000_000.25
 
 
-def transition_event(builder: EventBuilder, seq: int = 1, machine: str = "web") -> Envelope:
+def transition_event(builder: EventFormat, seq: int = 1, machine: str = "web") -> Envelope:
     return builder.transition(
         machine=machine,
         version="1.2.3",
@@ -43,7 +46,7 @@ def transition_event(builder: EventBuilder, seq: int = 1, machine: str = "web") 
 
 
 def test_transition_event_is_a_cloudevent_with_the_documented_fields() -> None:
-    env = transition_event(EventBuilder("node-1"))
+    env = transition_event(StewardFormat("node-1"))
     event = parse_event(env.body)
     assert env.kind is EventKind.TRANSITION
     assert env.subject == "steward.events.node-1.web.transition"
@@ -67,18 +70,18 @@ def test_transition_event_is_a_cloudevent_with_the_documented_fields() -> None:
 
 
 def test_every_event_gets_its_own_id() -> None:
-    builder = EventBuilder("n")
+    builder = StewardFormat("n")
     assert transition_event(builder).id != transition_event(builder).id
 
 
 def test_subject_tokens_outside_the_safe_set_become_underscores() -> None:
-    env = transition_event(EventBuilder("db.example.com"), machine="my machine*")
+    env = transition_event(StewardFormat("db.example.com"), machine="my machine*")
     assert env.subject == "steward.events.db_example_com.my_machine_.transition"
     assert subject_token("") == "_"
 
 
 def test_watcher_and_lifecycle_events() -> None:
-    builder = EventBuilder("n", prefix="ops.events")
+    builder = StewardFormat("n", prefix="ops.events")
     watcher = builder.watcher(
         machine="web",
         version="1.0.0",
@@ -106,7 +109,7 @@ def test_watcher_and_lifecycle_events() -> None:
 
 
 def test_choria_format_uses_choria_types_and_subjects() -> None:
-    builder = EventBuilder("node-1", EventFormat.CHORIA)
+    builder = ChoriaFormat("node-1")
     env = transition_event(builder)
     event = parse_event(env.body)
     assert env.subject == "choria.machine.transition"
@@ -130,33 +133,62 @@ def test_choria_format_uses_choria_types_and_subjects() -> None:
     )
     assert watcher.subject == "choria.machine.watcher.exec.state"
     assert parse_event(watcher.body).get_type() == "io.choria.machine.watcher.exec.v1.state"
-    assert builder.stream_subjects() == "choria.machine.>"
+    assert builder.stream_subjects() == ["choria.machine.>"]
 
 
-async def test_hub_fans_out_to_matching_subscribers_and_bounds_slow_ones() -> None:
-    builder = EventBuilder("n")
-    hub = EventHub(builder)
+async def test_local_events_fan_out_to_matching_subscribers_and_bound_slow_ones() -> None:
+    builder = StewardFormat("n")
+    hub = LocalEvents()
     everything = hub.subscribe()
     only_db = hub.subscribe(machine="db")
     only_life = hub.subscribe(kind=EventKind.LIFECYCLE)
     events = [transition_event(builder, seq=i, machine="web") for i in range(SUBSCRIBER_QUEUE + 5)]
-    hub.committed(events)
-    assert hub.outbox_changed.is_set()
+    hub.deliver(events)
+    assert hub.emitted == len(events)
     assert everything.queue.qsize() == SUBSCRIBER_QUEUE
     assert everything.dropped == 5
     assert (await everything.next()).id == events[5].id  # the oldest were dropped
     assert only_db.queue.empty() and only_life.queue.empty()
     assert [e.id for e in hub.recent(limit=2)] == [e.id for e in events[-2:]]
     everything.close()
-    hub.committed([events[0]])
+    hub.deliver([events[0]])
     assert everything.queue.qsize() == SUBSCRIBER_QUEUE - 1
 
 
-async def test_events_not_stored_do_not_wake_the_publisher() -> None:
-    hub = EventHub(EventBuilder("n"))
-    hub.committed([transition_event(hub.builder)], stored=False)
-    assert not hub.outbox_changed.is_set()
-    assert len(hub.recent()) == 1
+async def test_without_nats_the_emitter_stores_nothing_and_delivers_locally() -> None:
+    emitter = Emitter(StewardFormat("n"), LocalOnly(), LocalEvents())
+    await emitter.emit([transition_event(emitter.format)])
+    assert len(emitter.local.recent()) == 1
+
+
+async def test_the_outbox_sink_stores_then_wakes_the_publisher() -> None:
+    store = FakeStore()
+    sink = OutboxSink(store)
+    emitter = Emitter(StewardFormat("n"), sink, LocalEvents())
+    event = transition_event(emitter.format)
+    await emitter.emit([event])
+    assert store.outbox == [event]
+    assert sink.changed.is_set()
+    assert [e.id for e in emitter.local.recent()] == [event.id]
+
+
+async def test_an_event_the_outbox_refused_is_still_delivered_locally() -> None:
+    store = FakeStore()
+    store.fail_with = StoreError("disk full")
+    sink = OutboxSink(store)
+    emitter = Emitter(StewardFormat("n"), sink, LocalEvents())
+    with pytest.raises(StoreError):
+        await emitter.emit([transition_event(emitter.format)])
+    assert store.outbox == []
+    assert not sink.changed.is_set()
+    assert len(emitter.local.recent()) == 1
+
+
+def test_event_format_by_name() -> None:
+    assert isinstance(event_format("steward", "n", "p.q"), StewardFormat)
+    assert isinstance(event_format("choria", "n"), ChoriaFormat)
+    with pytest.raises(ValueError, match="unknown event format"):
+        event_format("cloudy", "n")
 
 
 # the outbox ------------------------------------------------------------------------------------
@@ -169,7 +201,7 @@ async def store(tmp_path: Path) -> Any:
 
 
 async def test_a_transition_and_its_event_are_one_transaction(store: SqliteStore) -> None:
-    builder = EventBuilder("n")
+    builder = StewardFormat("n")
     await store.save(SavedMachine("web", "1.0.0", "a", 1.0, 0, {}))
     event = transition_event(builder, seq=1)
     await store.record_transition(TransitionRecord("web", "1.0.0", "up", "a", "b", 1, 2.0), [event])
@@ -185,7 +217,7 @@ async def test_a_transition_and_its_event_are_one_transaction(store: SqliteStore
 
 
 async def test_outbox_drains_in_order(store: SqliteStore) -> None:
-    builder = EventBuilder("n")
+    builder = StewardFormat("n")
     events = [transition_event(builder, seq=i) for i in range(4)]
     await store.append_events(events)
     rows = await store.outbox_peek(2)
@@ -201,7 +233,7 @@ async def test_outbox_drains_in_order(store: SqliteStore) -> None:
 async def test_full_outbox_drops_the_oldest_and_counts_across_restarts(
     store: SqliteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    builder = EventBuilder("n")
+    builder = StewardFormat("n")
     events = [transition_event(builder, seq=i) for i in range(8)]
     for e in events:
         await store.append_events([e])
@@ -220,7 +252,7 @@ async def test_full_outbox_drops_the_oldest_and_counts_across_restarts(
 
 
 async def test_byte_bound_drops_too(tmp_path: Path) -> None:
-    builder = EventBuilder("n")
+    builder = StewardFormat("n")
     one = len(transition_event(builder).body)
     s = SqliteStore(tmp_path / "b.db", OutboxLimits(max_events=1000, max_bytes=one * 3 + 10))
     await s.open()
@@ -238,7 +270,7 @@ async def test_byte_bound_drops_too(tmp_path: Path) -> None:
 async def test_a_transition_emits_its_event_with_the_record(harnesses: Any) -> None:
     h = harnesses(machine_spec())
     await h.start()
-    sub = h.events.subscribe(kind=EventKind.TRANSITION)
+    sub = h.events.local.subscribe(kind=EventKind.TRANSITION)
     await h.machine.fire("up")
     (stored,) = h.store.outbox
     assert (await sub.next()).id == stored.id
@@ -278,22 +310,11 @@ async def test_announce_interval_repeats_an_unchanged_outcome(harnesses: Any) ->
 
 
 async def test_lifecycle_events_for_start_reload_and_removal() -> None:
-    import random
-
     from steward.daemon.node import Node
-    from steward.watchers.registry import WatcherRegistry
-    from tests.fakes import FakeClock, FakeStore, ScriptedWatcher
+    from tests.fakes import FakeStore, node_services
 
     store = FakeStore()
-    hub = EventHub(EventBuilder("n"))
-    node = Node(
-        "n",
-        store=store,
-        registry=WatcherRegistry([ScriptedWatcher]),
-        clock=FakeClock(),
-        rng=random.Random(0),
-        events=hub,
-    )
+    node = Node(node_services(store=store, node="n"))
     spec = machine_spec()
     await node.add(spec)
     await node.get("m").fire("up")
@@ -312,14 +333,13 @@ async def test_lifecycle_events_for_start_reload_and_removal() -> None:
 
 async def test_without_nats_events_reach_local_consumers_only(harnesses: Any) -> None:
     h = harnesses(machine_spec())
-    h.events.durable = False  # what the daemon sets when no NATS is configured
+    h.events.sink = LocalOnly()  # what the daemon has when no NATS is configured
     await h.start()
-    sub = h.events.subscribe()
+    sub = h.events.local.subscribe()
     await h.machine.fire("up")
     assert h.store.outbox == []
     assert h.store.records[-1].seq == 1  # the state itself is still recorded
     assert (await sub.next()).kind is EventKind.TRANSITION
-    assert not h.events.outbox_changed.is_set()
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -13,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from steward.clock import SystemClock
 from steward.machine.spec import WatcherSpec
-from steward.watchers import exec as exec_watcher
+from steward.processes import run as process_run
 from steward.watchers.base import Outcome, WatcherResult
 from steward.watchers.exec import ExecProperties, ExecWatcher
+from tests.fakes import fake_context
 
 
 class Handle:
@@ -38,19 +36,15 @@ class Handle:
         self.results.append(result)
 
 
-@pytest.fixture(autouse=True)
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """WATCHER_DATA files of watchers a test never closes land in its own tmp dir."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-
-
 def make(
     tmp_path: Path, command: str, data: dict[str, Any] | None = None, **props: Any
 ) -> ExecWatcher:
     argv = tuple(command.split())
     properties = ExecProperties(command=command, argv=argv, **props)
     spec = WatcherSpec(name="probe", type="exec", properties=properties)
-    return ExecWatcher(spec, Handle(tmp_path, data), SystemClock(), random.Random(0))
+    scratch = tmp_path / ".scratch"  # WATCHER_DATA files land in the test's own dir
+    scratch.mkdir(exist_ok=True)
+    return ExecWatcher(spec, Handle(tmp_path, data), fake_context(scratch))
 
 
 def script(tmp_path: Path, name: str, body: str) -> Path:
@@ -99,6 +93,7 @@ async def test_watcher_data_file_holds_the_machine_data(tmp_path: Path) -> None:
     result = await watcher.check()
     assert json.loads(result.payload["stdout"]) == {"attempts": 2}
     path = Path(result.payload["stderr"].strip())
+    assert path.parent == tmp_path / ".scratch"  # the daemon's scratch dir, never /tmp
     assert path.exists()  # kept for the watcher's next runs
     await watcher.close()
     assert not path.exists()  # removed with the watcher
@@ -216,7 +211,7 @@ async def test_cancellation_kills_the_process_group(tmp_path: Path) -> None:
 
 
 async def test_captured_output_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(exec_watcher, "OUTPUT_CAP", 1000)
+    monkeypatch.setattr(process_run, "OUTPUT_CAP", 1000)
     script(tmp_path, "loud.sh", "head -c 5000000 /dev/zero | tr '\\0' x\n")
     result = await make(tmp_path, "loud.sh").check()
     assert result.outcome is Outcome.SUCCESS
@@ -231,5 +226,5 @@ async def test_a_background_child_holding_stdout_does_not_block(tmp_path: Path) 
     result = await make(tmp_path, "bg.sh").check()
     assert result.outcome is Outcome.SUCCESS
     assert result.payload["stdout"] == "done\n"
-    assert time.monotonic() - started < exec_watcher.DRAIN_GRACE + 3
+    assert time.monotonic() - started < process_run.DRAIN_GRACE + 3
     os.kill(int(pid_file.read_text()), 9)  # a normal exit leaves such children alone

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
-from steward.clock import SystemClock
 from steward.machine.spec import WatcherSpec
 from steward.watchers.base import Outcome
 from steward.watchers.file import FileProperties, FileWatcher
+from tests.fakes import fake_context
 from tests.unit.test_exec import Handle
 
 
 def make(tmp_path: Path, path: str, gather: bool = False) -> FileWatcher:
     spec = WatcherSpec("f", "file", FileProperties(path, gather_initial_state=gather))
-    return FileWatcher(spec, Handle(tmp_path), SystemClock(), random.Random(0))
+    return FileWatcher(spec, Handle(tmp_path), fake_context(tmp_path))
 
 
 async def test_first_sight_is_a_change_then_unchanged_then_change(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ clock, and the validation messages of all three."""
 
 from __future__ import annotations
 
-import random
 import textwrap
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from steward.clock import SystemClock
 from steward.machine.spec import WatcherSpec
 from steward.watchers.base import Outcome, WatcherResult
 from steward.watchers.cron import Windows
@@ -20,7 +18,7 @@ from steward.watchers.health import HealthProperties, HealthWatcher, Streak, Ver
 from steward.watchers.nagios import NagiosProperties
 from steward.watchers.probes import CommandProbe, HttpProbe, Status, StatusRange, TcpProbe
 from steward.watchers.schedule import ScheduleProperties, ScheduleWatcher
-from tests.fakes import FakeClock, settle
+from tests.fakes import FakeClock, fake_context, settle
 from tests.unit.test_exec import Handle, script
 from tests.unit.test_runtime import machine_spec, w
 from tests.unit.test_validate import MINIMAL, messages, parse
@@ -92,7 +90,7 @@ def plugin_watcher(tmp_path: Path, codes: list[int], **props: Any) -> HealthWatc
     )
     properties = HealthProperties(CommandProbe("./plugin.sh", ("./plugin.sh",)), **props)
     spec = WatcherSpec(name="probe", type="health", properties=properties)
-    return HealthWatcher(spec, Handle(tmp_path), SystemClock(), random.Random(0))
+    return HealthWatcher(spec, Handle(tmp_path), fake_context(tmp_path))
 
 
 async def test_thresholds_through_real_plugin_runs(tmp_path: Path) -> None:
@@ -144,7 +142,7 @@ async def test_warning_is_failure(tmp_path: Path) -> None:
 async def test_a_missing_plugin_is_unknown(tmp_path: Path) -> None:
     properties = HealthProperties(CommandProbe("nope-xyz", ("nope-xyz",)))
     spec = WatcherSpec(name="probe", type="health", properties=properties)
-    watcher = HealthWatcher(spec, Handle(tmp_path), SystemClock(), random.Random(0))
+    watcher = HealthWatcher(spec, Handle(tmp_path), fake_context(tmp_path))
     result = await watcher.check()
     assert result.outcome is Outcome.FAILURE
     assert result.payload["status"] == "UNKNOWN"
@@ -182,7 +180,7 @@ def schedule_watcher(*exprs: str, minutes: float, splay: float = 0.0) -> tuple[A
         Windows(exprs, timedelta(minutes=minutes), ZoneInfo("UTC")), exprs, "UTC", splay
     )
     spec = WatcherSpec(name="window", type="schedule", properties=properties)
-    watcher = ScheduleWatcher(spec, Handle(Path()), clock, random.Random(0))
+    watcher = ScheduleWatcher(spec, Handle(Path()), fake_context(clock=clock))
     return watcher, clock
 
 

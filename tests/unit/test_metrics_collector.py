@@ -3,7 +3,7 @@ machines feed through their observer, perfdata parsing, and the endpoint on port
 
 from __future__ import annotations
 
-import random
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from steward.broker.connection import NatsConnection
+from steward.broker.settings import NatsSettings
 from steward.daemon.metrics import (
     MachineMetrics,
     MetricsServer,
@@ -24,14 +26,11 @@ from steward.daemon.metrics import (
 )
 from steward.daemon.node import Node
 from steward.errors import TransitionRejected
-from steward.events.builder import EventBuilder
-from steward.events.hub import EventHub
-from steward.events.publisher import PublisherState
-from steward.machine.persistence import OutboxStats
+from steward.events.outbox import OutboxStats
+from steward.events.publisher import NatsPublisher
 from steward.machine.spec import MachineSpec, TransitionSpec
 from steward.watchers.base import Outcome, WatcherResult
-from steward.watchers.registry import WatcherRegistry
-from tests.fakes import FakeClock, FakeStore, ScriptedWatcher, settle
+from tests.fakes import FakeClock, ScriptedWatcher, node_services, settle
 from tests.unit.test_runtime import w
 
 TRANSITIONS = (
@@ -64,30 +63,26 @@ class FakeOutbox:
 class Scene:
     """A node whose machines report to MachineMetrics, and a collector over it."""
 
-    def __init__(self, nats: PublisherState | None = None) -> None:
+    def __init__(
+        self, nats: NatsConnection | None = None, publisher: NatsPublisher | None = None
+    ) -> None:
         self.clock = FakeClock()
         self.registry = CollectorRegistry()
         self.counters = MachineMetrics(self.registry)
-        self.events = EventHub(EventBuilder("n1"))
         self.outbox = FakeOutbox(OutboxStats(events=3, bytes=1200, dropped=7))
         self.reloads = ReloadStats(rescans=2, started=1, rejected=1, rejected_files=1)
-        self.node = Node(
-            "n1",
-            store=FakeStore(),
-            registry=WatcherRegistry([ScriptedWatcher]),
-            clock=self.clock,
-            rng=random.Random(0),
-            events=self.events,
-            observer=self.counters,
-        )
+        services = node_services(clock=self.clock, observer=self.counters)
+        self.events = services.events
+        self.node = Node(services)
         self.registry.register(
             StewardCollector(
                 self.node.machines,
                 clock=self.clock,
                 outbox=self.outbox,
-                events=self.events,
+                events=self.events.local,
                 reloads=self.reloads,
                 nats=nats,
+                publisher=publisher,
             )
         )
 
@@ -183,7 +178,7 @@ async def test_forget_drops_a_removed_machines_series(scene: Scene) -> None:
 
 async def test_events_and_reload_families(scene: Scene) -> None:
     await scene.node.add(spec("m"))
-    assert scene.value("steward_events_emitted_total") == scene.events.emitted > 0
+    assert scene.value("steward_events_emitted_total") == scene.events.local.emitted > 0
     assert scene.value("steward_events_outbox") == 3
     assert scene.value("steward_events_outbox_bytes") == 1200
     assert scene.value("steward_events_dropped_total") == 7
@@ -197,12 +192,19 @@ async def test_events_and_reload_families(scene: Scene) -> None:
     assert not [name for name in scene.families() if name.startswith("steward_nats")]
 
 
-async def test_nats_families_read_the_publisher_state() -> None:
-    state = PublisherState(connected=True, published=12, reconnects=2, disconnects=2, errors=1)
-    s = Scene(nats=state)
+async def test_nats_families_read_the_connection_and_publisher_state() -> None:
+    nats = NatsConnection(NatsSettings(servers=("nats://127.0.0.1:1",)))  # never started
+    state = nats.state
+    state.connected, state.reconnects, state.disconnects, state.errors = True, 2, 2, 1
+    publisher = NatsPublisher(
+        nats, FakeOutbox(OutboxStats(0, 0, 0)), asyncio.Event(), stream=None, stream_subjects=[]
+    )
+    publisher.published = 12
+    s = Scene(nats=nats, publisher=publisher)
     assert s.value("steward_nats_connected") == 1
     assert s.value("steward_events_published_total") == 12
     assert s.value("steward_nats_reconnects_total") == 2
+    assert s.value("steward_nats_errors_total") == 1
     state.connected = False
     assert s.value("steward_nats_connected") == 0
 

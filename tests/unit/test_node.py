@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from steward.daemon.node import Node
-from steward.events.builder import EventBuilder
-from steward.events.hub import EventHub
 from steward.machine.source import Position
 from steward.machine.spec import ForeignState, MachineSpec, Subscription, TransitionSpec
-from steward.watchers.registry import WatcherRegistry
-from tests.fakes import FakeClock, FakeStore, ScriptedWatcher, settle
+from tests.fakes import node_services, settle
 from tests.unit.test_runtime import w
 
 POS = Position("m.yaml", 1, 1, "")
@@ -31,14 +27,7 @@ def spec(name: str, transitions: tuple[TransitionSpec, ...], *watchers: object) 
 
 
 def node() -> Node:
-    return Node(
-        "n1",
-        store=FakeStore(),
-        registry=WatcherRegistry([ScriptedWatcher]),
-        clock=FakeClock(),
-        rng=random.Random(0),
-        events=EventHub(EventBuilder("n1")),
-    )
+    return Node(node_services())
 
 
 async def test_subscriber_follows_the_publisher() -> None:

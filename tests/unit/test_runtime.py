@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 
 from steward.errors import StoreError, TransitionRejected
-from steward.events.builder import EventBuilder
-from steward.events.hub import EventHub
 from steward.machine.persistence import SavedMachine
 from steward.machine.runtime import RunningMachine
 from steward.machine.source import Position
@@ -18,7 +16,15 @@ from steward.machine.spec import ForeignState, MachineSpec, TransitionSpec, Watc
 from steward.watchers.base import Outcome
 from steward.watchers.registry import WatcherRegistry
 from steward.watchers.timer import TimerProperties, TimerWatcher
-from tests.fakes import FakeClock, FakeNode, FakeStore, ScriptedProperties, ScriptedWatcher, settle
+from tests.fakes import (
+    FakeClock,
+    FakeNode,
+    FakeStore,
+    ScriptedProperties,
+    ScriptedWatcher,
+    node_services,
+    settle,
+)
 
 POS = Position("m.yaml", 1, 1, "")
 
@@ -78,17 +84,14 @@ class Harness:
         self.clock = FakeClock()
         self.store = store or FakeStore()
         self.node = FakeNode()
-        registry = WatcherRegistry([ScriptedWatcher, TimerWatcher])
-        self.events = EventHub(EventBuilder("n1"))
-        self.machine = RunningMachine(
-            spec,
+        self.services = node_services(
             store=self.store,
-            node=self.node,
-            registry=registry,
+            registry=WatcherRegistry([ScriptedWatcher, TimerWatcher]),
             clock=self.clock,
             rng=random.Random(1),
-            events=self.events,
         )
+        self.events = self.services.events
+        self.machine = RunningMachine(spec, node=self.node, services=self.services)
 
     def watcher(self, name: str) -> Any:
         return next(x for x in self.machine.watchers if x.name == name)
@@ -370,7 +373,7 @@ async def test_a_check_that_swallows_cancellation_still_stops_its_loop() -> None
             return WatcherResult(Outcome.UNCHANGED)
 
     h = Harness(machine_spec())
-    watcher = Swallowing(w("s", interval=1), h.machine, h.clock, random.Random(0))
+    watcher = Swallowing(w("s", interval=1), h.machine, h.services.watcher_context("m", "i"))
     watcher.activate()
     await settle()
     await asyncio.wait_for(watcher.close(), 5)

@@ -1,5 +1,5 @@
-"""Where committed events go in the process: local subscribers (the API's SSE stream), a
-short history for ``steward events``, and the wake-up of the NATS publisher.
+"""Events in the process: local subscribers (the API's SSE stream) and a short history for
+``steward events``. Works the same with or without NATS.
 
 A slow local subscriber never holds anything up: its queue is bounded and, when full, its
 oldest events are dropped and counted for it.
@@ -11,7 +11,6 @@ import asyncio
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from steward.events.builder import EventBuilder
 from steward.events.envelope import Envelope, EventKind
 
 RECENT = 1000
@@ -19,8 +18,8 @@ SUBSCRIBER_QUEUE = 1000
 
 
 class LocalSubscription:
-    def __init__(self, hub: EventHub, machine: str | None, kind: EventKind | None) -> None:
-        self._hub = hub
+    def __init__(self, local: LocalEvents, machine: str | None, kind: EventKind | None) -> None:
+        self._local = local
         self.machine = machine
         self.kind = kind
         self.queue: asyncio.Queue[Envelope] = asyncio.Queue(SUBSCRIBER_QUEUE)
@@ -43,30 +42,23 @@ class LocalSubscription:
         return await self.queue.get()
 
     def close(self) -> None:
-        self._hub._subscribers.discard(self)
+        self._local.unsubscribe(self)
 
 
-class EventHub:
-    """``durable``: events go to the outbox for a publisher. Without NATS configured nobody
-    would ever read the outbox, so events are only handed to local consumers."""
+class LocalEvents:
+    """The in-process fan-out of every event the daemon emits."""
 
-    def __init__(self, builder: EventBuilder, *, durable: bool = True) -> None:
-        self.builder = builder
-        self.durable = durable
+    def __init__(self) -> None:
         self._subscribers: set[LocalSubscription] = set()
         self._recent: deque[Envelope] = deque(maxlen=RECENT)
-        self.outbox_changed = asyncio.Event()  # the publisher's one-slot wake-up
         self.emitted = 0
 
-    def committed(self, envelopes: Sequence[Envelope], *, stored: bool = True) -> None:
-        """Events now in the outbox (or, with ``stored=False``, only in memory)."""
+    def deliver(self, envelopes: Sequence[Envelope]) -> None:
         for env in envelopes:
             self.emitted += 1
             self._recent.append(env)
             for sub in list(self._subscribers):
                 sub.offer(env)
-        if stored and envelopes:
-            self.outbox_changed.set()
 
     def subscribe(
         self, machine: str | None = None, kind: EventKind | None = None
@@ -74,6 +66,9 @@ class EventHub:
         sub = LocalSubscription(self, machine, kind)
         self._subscribers.add(sub)
         return sub
+
+    def unsubscribe(self, sub: LocalSubscription) -> None:
+        self._subscribers.discard(sub)
 
     def recent(
         self, machine: str | None = None, kind: EventKind | None = None, limit: int = 100

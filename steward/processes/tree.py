@@ -1,13 +1,8 @@
-"""The processes watchers start: which pids are asyncio's, and killing a whole process tree.
+"""The process table as /proc shows it, and killing a whole process tree.
 
 A command may escape its process group (``setsid``), so killing the group is not enough:
 ``kill_tree`` walks /proc for every process whose parent chain leads back to the command (or
 that shares its group or session), stops them all so none can fork again, then kills them.
-
-``STARTED`` holds the pids ``run_process`` started and asyncio's child watcher waits for.
-It is process-wide because children are: the daemon's reaper (``steward.daemon.reaper``)
-reaps only children that are neither in it nor being started, so it never takes an exit
-status asyncio is waiting for.
 """
 
 from __future__ import annotations
@@ -15,8 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -30,26 +24,6 @@ class ProcStat:
     ppid: int
     pgid: int
     sid: int
-
-
-@dataclass
-class StartedPids:
-    """The children ``run_process`` started and has not seen exit, and starts in progress."""
-
-    pids: set[int] = field(default_factory=set)
-    starting: int = 0
-
-    @contextlib.contextmanager
-    def start(self) -> Iterator[None]:
-        """Around the spawn: while it runs, a new child exists that is not in ``pids`` yet."""
-        self.starting += 1
-        try:
-            yield
-        finally:
-            self.starting -= 1
-
-
-STARTED = StartedPids()
 
 
 def read_stat(pid: int) -> ProcStat | None:

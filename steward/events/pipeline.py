@@ -1,0 +1,37 @@
+"""The one place that decides where a daemon's events go.
+
+With NATS configured, every event is stored in the outbox (``OutboxSink``) and a
+``NatsPublisher`` drains it over the daemon's connection. Without, events are only delivered
+locally (``LocalOnly``) and ``NoPublisher`` stands in: nothing else in steward asks whether
+NATS is configured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from steward.broker.link import NatsLink
+from steward.events.emitter import Emitter, LocalOnly, OutboxSink
+from steward.events.formats import EventFormat
+from steward.events.local import LocalEvents
+from steward.events.outbox import Outbox
+from steward.events.publisher import NatsPublisher, NoPublisher, Publisher
+
+
+@dataclass(frozen=True)
+class EventPipeline:
+    emitter: Emitter  # what machines and the node emit through
+    publisher: Publisher  # what the daemon starts and stops
+
+
+def event_pipeline(
+    fmt: EventFormat, outbox: Outbox, nats: NatsLink, *, stream: str | None = None
+) -> EventPipeline:
+    local = LocalEvents()
+    if not nats.configured:
+        return EventPipeline(Emitter(fmt, LocalOnly(), local), NoPublisher())
+    sink = OutboxSink(outbox)
+    publisher = NatsPublisher(
+        nats, outbox, sink.changed, stream=stream, stream_subjects=fmt.stream_subjects()
+    )
+    return EventPipeline(Emitter(fmt, sink, local), publisher)

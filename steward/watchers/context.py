@@ -1,0 +1,42 @@
+"""What a watcher is given besides its spec and its machine: the ``WatcherContext``.
+
+Everything a watcher shares with the rest of the daemon comes through here, so no watcher
+holds a global or a connection of its own: time and randomness (injected, so tests drive
+them), a scratch directory for files commands read, the daemon's NATS connection (or
+``NO_NATS``), the Docker engines, the machine's process tracking, and the node's identity.
+The daemon builds one context per machine (``NodeServices.watcher_context``); a unit test
+builds one from fakes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from steward.broker.link import NatsLink
+from steward.clock import Clock
+from steward.processes.table import MachineProcesses
+from steward.watchers.docker_engine import DockerEngines
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """Who this node is: its name (the NATS identity) and its facts."""
+
+    name: str
+    facts: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class WatcherContext:
+    clock: Clock
+    rng: random.Random
+    scratch_dir: Path  # the daemon's private temp dir (WATCHER_DATA files); never /tmp
+    nats: NatsLink  # the daemon's one connection; NO_NATS when none is configured
+    docker: DockerEngines  # one Engine per docker_host, shared by every docker watcher
+    processes: MachineProcesses  # every command this machine's watchers run goes through it
+    node: NodeIdentity

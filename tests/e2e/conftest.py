@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Daemon, MachinesDir, base_env
+from tests.support.daemon import Daemon, MachinesDir, base_env
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Daemon, MachinesDir
+from tests.support.daemon import Daemon, MachinesDir
 
 pytestmark = pytest.mark.e2e
 

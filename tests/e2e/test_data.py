@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from tests.e2e.harness import Daemon, MachinesDir, wait_until, watcher, write_atomic, write_script
+from tests.support.daemon import (
+    Daemon,
+    MachinesDir,
+    wait_until,
+    watcher,
+    write_atomic,
+    write_script,
+)
 
 pytestmark = pytest.mark.e2e
 

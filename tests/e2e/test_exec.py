@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import (
+from tests.support.daemon import (
     PARENT_ONLY_VAR,
     Daemon,
     MachinesDir,

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Daemon, MachinesDir
-from tests.fuzz_corpus import fuzzed_files
+from tests.support.daemon import Daemon, MachinesDir
+from tests.support.fuzz_corpus import fuzzed_files
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from steward.processes import process_table
-from tests.e2e.harness import (
+from tests.support.daemon import (
     Daemon,
     MachinesDir,
     kill_quietly,

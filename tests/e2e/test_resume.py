@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.harness import Daemon, MachinesDir, watcher
+from tests.support.daemon import Daemon, MachinesDir, watcher
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import (
+from tests.support.daemon import (
     Daemon,
     MachinesDir,
     kill_quietly,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Daemon
+from tests.support.daemon import Daemon
 
 pytestmark = pytest.mark.e2e
 

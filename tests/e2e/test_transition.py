@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Daemon, MachinesDir, run_cli
+from tests.support.daemon import Daemon, MachinesDir, run_cli
 
 pytestmark = pytest.mark.e2e
 

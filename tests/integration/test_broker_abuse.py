@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import MachinesDir
-from tests.integration.events_support import (
+from tests.support.daemon import MachinesDir
+from tests.support.events import (
     DEADLINE,
     PREFIX,
     STREAM,
@@ -31,7 +31,7 @@ from tests.integration.events_support import (
     short_tmp_dir,
     toggle,
 )
-from tests.integration.nats_server import NatsServer, free_port, running_nats
+from tests.support.nats_server import NatsServer, free_port, running_nats
 
 pytestmark = pytest.mark.e2e
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import MachinesDir
-from tests.integration.events_support import (
+from tests.support.daemon import MachinesDir
+from tests.support.events import (
     DEADLINE,
     PREFIX,
     STREAM,
@@ -38,7 +38,7 @@ from tests.integration.events_support import (
     toggle,
     transitions,
 )
-from tests.integration.nats_server import NatsServer, running_nats
+from tests.support.nats_server import NatsServer, running_nats
 
 pytestmark = pytest.mark.e2e
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import MachinesDir
-from tests.integration.events_support import (
+from tests.support.daemon import MachinesDir
+from tests.support.events import (
     DEADLINE,
     PREFIX,
     STREAM,
@@ -36,7 +36,7 @@ from tests.integration.events_support import (
     short_tmp_dir,
     toggle,
 )
-from tests.integration.nats_server import NatsServer, running_nats
+from tests.support.nats_server import NatsServer, running_nats
 
 pytestmark = pytest.mark.e2e
 

@@ -19,9 +19,8 @@ import pytest
 from steward.machine.spec import WatcherSpec
 from steward.watchers.base import Outcome, WatcherResult
 from steward.watchers.docker import Desired, DockerProperties, DockerWatcher
-from tests.e2e.harness import Daemon, MachinesDir, base_env, wait_until
-from tests.fakes import fake_context
-from tests.integration.docker_support import (
+from tests.support.daemon import Daemon, MachinesDir, base_env, wait_until
+from tests.support.docker import (
     IMAGE,
     LABEL,
     Containers,
@@ -31,7 +30,8 @@ from tests.integration.docker_support import (
     start_dockerd,
     stop_dockerd,
 )
-from tests.unit.test_exec import Handle
+from tests.support.fakes import fake_context
+from tests.support.machines import Handle
 
 __all__ = ["containers"]  # the fixture, imported for pytest
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import MachinesDir, run_cli, wait_until
-from tests.integration.events_support import (
+from tests.support.daemon import MachinesDir, run_cli, wait_until
+from tests.support.events import (
     DEADLINE,
     PREFIX,
     StewardDaemon,
@@ -27,7 +27,7 @@ from tests.integration.events_support import (
     short_tmp_dir,
     toggle,
 )
-from tests.integration.nats_server import NatsServer, running_nats
+from tests.support.nats_server import NatsServer, running_nats
 
 pytestmark = pytest.mark.e2e
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import MachinesDir
-from tests.integration.events_support import (
+from tests.support.daemon import MachinesDir
+from tests.support.events import (
     DEADLINE,
     LIFECYCLE_STEPS,
     PREFIX,
@@ -45,7 +45,7 @@ from tests.integration.events_support import (
     toggle,
     transitions,
 )
-from tests.integration.nats_server import NatsServer, running_nats
+from tests.support.nats_server import NatsServer, running_nats
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Daemon, MachinesDir, base_env, watcher
+from tests.support.daemon import Daemon, MachinesDir, base_env, watcher
 
 pytestmark = pytest.mark.e2e
 

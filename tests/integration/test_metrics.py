@@ -18,9 +18,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from tests.e2e.harness import MachinesDir
-from tests.integration.events_support import StewardDaemon, make_daemon, short_tmp_dir
-from tests.integration.nats_server import NatsServer, running_nats
+from tests.support.daemon import MachinesDir
+from tests.support.events import StewardDaemon, make_daemon, short_tmp_dir
+from tests.support.nats_server import NatsServer, running_nats
 
 pytestmark = pytest.mark.e2e
 

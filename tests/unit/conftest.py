@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from steward.machine.spec import MachineSpec
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
+from tests.support.machines import Harness
 
 
 @pytest.fixture
@@ -15,8 +16,6 @@ async def harnesses() -> Any:
     made: list[Any] = []
 
     def make(spec: MachineSpec, store: FakeStore | None = None) -> Any:
-        from tests.unit.test_runtime import Harness
-
         h = Harness(spec, store)
         made.append(h)
         return h

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +21,7 @@ from steward.machine.validate import parse_machine
 from steward.processes import ProcessTable, process_table
 from steward.watchers.base import Outcome, Watcher, WatcherResult
 from steward.watchers.registry import default_registry
-from tests.fakes import FakeClock, fake_context, settle
+from tests.support.fakes import FakeClock, fake_context, settle
 
 # one small, valid, quick watcher of each type: properties as YAML
 SAMPLES: dict[str, str] = {
@@ -92,8 +91,19 @@ async def first_result(watcher: Watcher, clock: FakeClock) -> WatcherResult:
     return handle.results[0]
 
 
-def children_of(pid: int) -> set[int]:
-    return {p.pid for p in process_table().values() if p.ppid == pid}
+def running_from(directory: Path) -> set[int]:
+    """Live processes whose command line names a file in ``directory`` (the sample script)."""
+    found = set()
+    for stat in process_table().values():
+        if stat.state in ("Z", "X"):
+            continue
+        try:
+            cmdline = Path(f"/proc/{stat.pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(directory).encode() in cmdline:
+            found.add(stat.pid)
+    return found
 
 
 def test_every_registered_type_has_a_sample() -> None:
@@ -132,7 +142,6 @@ async def test_cancelled_mid_check_it_ends_at_once_and_leaves_nothing(
     watcher = build(wtype, tmp_path, clock, table)
     handle = watcher.machine
     assert isinstance(handle, Handle)
-    before = children_of(os.getpid())
     watcher.activate()
     await settle()
     await asyncio.sleep(0.2)  # a command, if the type runs one, is now in its 30 s sleep
@@ -141,7 +150,7 @@ async def test_cancelled_mid_check_it_ends_at_once_and_leaves_nothing(
     assert not watcher.active
     assert watcher._task is None
     assert table.waiting == set()  # no command asyncio still waits for
-    assert children_of(os.getpid()) - before == set()  # killed and reaped
+    assert running_from(tmp_path) == set()  # the command and its children were killed
     reported = len(handle.results)
     if wtype in ("exec", "health", "nagios", "timer"):
         assert reported == 0  # the check was cut short: nothing half-done is reported

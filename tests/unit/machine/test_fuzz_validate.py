@@ -30,7 +30,7 @@ from steward.errors import SpecError
 from steward.machine.spec import MachineSpec
 from steward.machine.validate import check_references, parse_machine
 from steward.watchers.registry import default_registry
-from tests.fuzz_corpus import SNIPPETS, VALUES, alias_bomb, deep_nesting, mutate, seed_files
+from tests.support.fuzz_corpus import SNIPPETS, VALUES, alias_bomb, deep_nesting, mutate, seed_files
 
 TIME_LIMIT = 5.0  # seconds one input may take (the worst 1 MB input takes about 2 s)
 MEMORY_LIMIT = 64 << 20  # bytes of Python allocations one input may peak at

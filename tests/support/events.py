@@ -29,7 +29,7 @@ from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.formats.json import JSONFormat
 from nats.aio.msg import Msg
 
-from tests.e2e.harness import Daemon, base_env, wait_until
+from tests.support.daemon import Daemon, base_env, wait_until
 
 PREFIX = "steward.events"
 STREAM = "STEWARD_EVENTS"

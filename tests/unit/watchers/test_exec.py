@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -13,27 +12,10 @@ import pytest
 
 from steward.machine.spec import WatcherSpec
 from steward.processes import run as process_run
-from steward.watchers.base import Outcome, WatcherResult
+from steward.watchers.base import Outcome
 from steward.watchers.exec import ExecProperties, ExecWatcher
-from tests.fakes import fake_context
-
-
-class Handle:
-    """A MachineHandle for one watcher, outside any running machine."""
-
-    def __init__(self, directory: Path, data: dict[str, Any] | None = None) -> None:
-        self.name = "m1"
-        self.directory = directory
-        self.state = "checking"
-        self.state_version = 0
-        self._data = data or {}
-        self.results: list[WatcherResult] = []
-
-    def data_snapshot(self) -> dict[str, Any]:
-        return dict(self._data)
-
-    def submit_result(self, watcher: Any, result: WatcherResult, version: int) -> None:
-        self.results.append(result)
+from tests.support.fakes import fake_context
+from tests.support.machines import Handle, script
 
 
 def make(
@@ -45,13 +27,6 @@ def make(
     scratch = tmp_path / ".scratch"  # WATCHER_DATA files land in the test's own dir
     scratch.mkdir(exist_ok=True)
     return ExecWatcher(spec, Handle(tmp_path, data), fake_context(scratch))
-
-
-def script(tmp_path: Path, name: str, body: str) -> Path:
-    path = tmp_path / name
-    path.write_text("#!/bin/sh\n" + textwrap.dedent(body))
-    path.chmod(0o755)
-    return path
 
 
 async def test_exit_zero_is_success_and_nonzero_is_failure(tmp_path: Path) -> None:

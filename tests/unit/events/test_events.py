@@ -25,8 +25,8 @@ from steward.events.publisher import WINDOW
 from steward.events.publisher import _windows as publisher_windows
 from steward.machine.persistence import SavedMachine, SqliteStore, TransitionRecord
 from steward.watchers.base import Outcome
-from tests.fakes import FakeStore, settle
-from tests.unit.test_runtime import machine_spec, w
+from tests.support.fakes import FakeStore, settle
+from tests.support.machines import machine_spec, w
 
 AT = 1_700_000_000.25
 
@@ -311,7 +311,7 @@ async def test_announce_interval_repeats_an_unchanged_outcome(harnesses: Any) ->
 
 async def test_lifecycle_events_for_start_reload_and_removal() -> None:
     from steward.daemon.node import Node
-    from tests.fakes import FakeStore, node_services
+    from tests.support.fakes import FakeStore, node_services
 
     store = FakeStore()
     node = Node(node_services(store=store, node="n"))

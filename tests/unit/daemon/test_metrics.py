@@ -30,8 +30,8 @@ from steward.events.outbox import OutboxStats
 from steward.events.publisher import NatsPublisher
 from steward.machine.spec import MachineSpec, TransitionSpec
 from steward.watchers.base import Outcome, WatcherResult
-from tests.fakes import FakeClock, ScriptedWatcher, node_services, settle
-from tests.unit.test_runtime import w
+from tests.support.fakes import FakeClock, ScriptedWatcher, node_services, settle
+from tests.support.machines import w
 
 TRANSITIONS = (
     TransitionSpec("go", ("idle",), "busy"),

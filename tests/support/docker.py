@@ -22,7 +22,7 @@ from steward.watchers.docker_engine import DEFAULT_SOCKET, EngineUnavailable, kn
 
 IMAGE = "steward-test/busybox:latest"
 LABEL = "io.steward.test"  # value: one id per test; cleanup removes exactly those containers
-SETUP = Path(__file__).resolve().parents[1] / "docker" / "setup.sh"
+SETUP = Path(__file__).resolve().parents[1] / "docker" / "setup.sh"  # tests/docker/setup.sh
 PID_FILE = Path("/var/run/docker.pid")
 REQUIRE = os.environ.get("STEWARD_REQUIRE_DOCKER") == "1"
 

@@ -13,31 +13,16 @@ import pytest
 
 from steward.errors import Problem, Severity, SpecError
 from steward.machine.spec import MachineSpec
-from steward.machine.validate import check_references, parse_machine
+from steward.machine.validate import check_references
 from steward.watchers.exec import ExecProperties
 from steward.watchers.file import FileProperties
-from steward.watchers.registry import default_registry
 from steward.watchers.timer import TimerProperties
+from tests.support.machines import MINIMAL, messages, parse, problems
 
 CONFORMANCE = Path("/work/shared/conformance/choria")
 
 # Lines 1-10: the top level and two transitions. No watchers, so a broken transition here
 # cannot cause a follow-on problem in a watcher that refers to it.
-MINIMAL = textwrap.dedent(
-    """\
-    name: demo
-    version: 1.0.0
-    initial_state: idle
-    transitions:
-      - name: start
-        from: [idle]
-        destination: running
-      - name: stop
-        from: [running]
-        destination: idle
-    """
-)
-
 # Lines 11-28: one watcher of each type (exec at 12, timer at 19, file at 25).
 BASE = MINIMAL + textwrap.dedent(
     """\
@@ -77,21 +62,6 @@ NAME_HINT = (
     "(at most 128 characters)"
 )
 DURATION_HINT = "(use a number and a unit: ms, s, m, h, d, w; e.g. 1m30s)"
-
-
-def parse(text: str | bytes, file: str = "m.yaml") -> MachineSpec:
-    raw = text.encode("utf-8") if isinstance(text, str) else text
-    return parse_machine(raw, default_registry(), file=file, path=Path(file), directory=Path())
-
-
-def problems(text: str | bytes) -> list[Problem]:
-    with pytest.raises(SpecError) as caught:
-        parse(text)
-    return caught.value.problems
-
-
-def messages(text: str | bytes) -> list[str]:
-    return [str(p) for p in problems(text)]
 
 
 def mutate(old: str, new: str, base: str = BASE) -> str:

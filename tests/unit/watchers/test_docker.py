@@ -6,13 +6,12 @@ import pytest
 
 from steward.watchers.docker import Desired, DockerProperties, Pull, holds
 from steward.watchers.docker_engine import ContainerState
-from tests.unit.test_health_watchers import machine
-from tests.unit.test_validate import messages, parse
+from tests.support.machines import machine_yaml, messages, parse
 
 
 def test_valid_docker_properties() -> None:
     spec = parse(
-        machine(
+        machine_yaml(
             "docker",
             "container: agent",
             "desired: running",
@@ -40,7 +39,7 @@ def test_valid_docker_properties() -> None:
         pull=Pull.MISSING,
         docker_host="unix:///run/docker.sock",
     )
-    observe = parse(machine("docker", "container: agent")).watchers[0].properties
+    observe = parse(machine_yaml("docker", "container: agent")).watchers[0].properties
     assert observe == DockerProperties(container="agent")
 
 
@@ -119,7 +118,7 @@ def test_valid_docker_properties() -> None:
     ids=["running-needs-image", "bad-name-and-desired", "running-only", "lists", "misc"],
 )
 def test_docker_property_errors(props: list[str], expected: list[str]) -> None:
-    assert sorted(messages(machine("docker", *props))) == sorted(expected)
+    assert sorted(messages(machine_yaml("docker", *props))) == sorted(expected)
 
 
 RUNNING = ContainerState("running", id="c1")

@@ -8,8 +8,8 @@ from pathlib import Path
 from steward.machine.spec import WatcherSpec
 from steward.watchers.base import Outcome
 from steward.watchers.file import FileProperties, FileWatcher
-from tests.fakes import fake_context
-from tests.unit.test_exec import Handle
+from tests.support.fakes import fake_context
+from tests.support.machines import Handle
 
 
 def make(tmp_path: Path, path: str, gather: bool = False) -> FileWatcher:

@@ -3,7 +3,6 @@ clock, and the validation messages of all three."""
 
 from __future__ import annotations
 
-import textwrap
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,16 @@ from steward.watchers.health import HealthProperties, HealthWatcher, Streak, Ver
 from steward.watchers.nagios import NagiosProperties
 from steward.watchers.probes import CommandProbe, HttpProbe, Status, StatusRange, TcpProbe
 from steward.watchers.schedule import ScheduleProperties, ScheduleWatcher
-from tests.fakes import FakeClock, fake_context, settle
-from tests.unit.test_exec import Handle, script
-from tests.unit.test_runtime import machine_spec, w
-from tests.unit.test_validate import MINIMAL, messages, parse
+from tests.support.fakes import FakeClock, fake_context, settle
+from tests.support.machines import (
+    Handle,
+    machine_spec,
+    machine_yaml,
+    messages,
+    parse,
+    script,
+    w,
+)
 
 # --- verdicts and thresholds -----------------------------------------------------------------
 
@@ -239,27 +244,9 @@ async def test_schedule_start_splay_delays_the_opening() -> None:
 # --- validation -------------------------------------------------------------------------------
 
 
-def machine(wtype: str, *props: str) -> str:
-    """MINIMAL plus one watcher; its first property is line 16."""
-    body = "".join(f"      {p}\n" for p in props)
-    return (
-        MINIMAL
-        + textwrap.dedent(
-            f"""\
-        watchers:
-          - name: probe
-            type: {wtype}
-            success_transition: start
-            properties:
-        """
-        )
-        + body
-    )
-
-
 def test_valid_health_properties() -> None:
     spec = parse(
-        machine(
+        machine_yaml(
             "health",
             "command: check_x -w 1 -c 2",
             "timeout: 3s",
@@ -273,7 +260,7 @@ def test_valid_health_properties() -> None:
         warning_is_failure=True,
     )
     spec = parse(
-        machine(
+        machine_yaml(
             "health",
             "http:",
             "  url: http://127.0.0.1:8080/health",
@@ -292,13 +279,13 @@ def test_valid_health_properties() -> None:
         "ok",
         2.0,
     )
-    spec = parse(machine("health", "tcp: {address: '[::1]:5432'}"))
+    spec = parse(machine_yaml("health", "tcp: {address: '[::1]:5432'}"))
     assert spec.watchers[0].properties.probe == TcpProbe("::1", 5432, 10.0)
 
 
 def test_valid_nagios_and_schedule_properties() -> None:
     spec = parse(
-        machine(
+        machine_yaml(
             "nagios", "plugin: /usr/lib/nagios/plugins/check_load -r", "annotations: {team: ops}"
         )
     )
@@ -310,7 +297,7 @@ def test_valid_nagios_and_schedule_properties() -> None:
         (("team", "ops"),),
     )
     spec = parse(
-        machine(
+        machine_yaml(
             "schedule",
             "schedules: ['0 2 * * SAT,SUN', '@daily']",
             "duration: 1h",
@@ -329,12 +316,12 @@ HEALTH_KNOWN = (
 
 BAD_PROPERTIES = [
     pytest.param(
-        machine("health"),
+        machine_yaml("health"),
         ["m.yaml:12:5: watchers[0]: properties need one of 'command', 'http' or 'tcp'"],
         id="health-no-probe",
     ),
     pytest.param(
-        machine(
+        machine_yaml(
             "health", "command: check_x", "tcp: {address: 'db:5432'}", "http: {url: 'http://x/'}"
         ),
         [
@@ -346,7 +333,7 @@ BAD_PROPERTIES = [
         id="health-two-probes",
     ),
     pytest.param(
-        machine("health", "command: x", "failure_threshold: 0", "success_threshold: -1"),
+        machine_yaml("health", "command: x", "failure_threshold: 0", "success_threshold: -1"),
         [
             "m.yaml:17:26: watchers[0].properties.failure_threshold: must be at least 1, got 0",
             "m.yaml:18:26: watchers[0].properties.success_threshold: must be at least 1, got -1",
@@ -354,7 +341,7 @@ BAD_PROPERTIES = [
         id="health-thresholds",
     ),
     pytest.param(
-        machine("health", "command: x", "comand: y"),
+        machine_yaml("health", "command: x", "comand: y"),
         [
             f"m.yaml:17:7: watchers[0].properties.comand: unknown field 'comand' in health "
             f"properties (known: {HEALTH_KNOWN})"
@@ -362,7 +349,7 @@ BAD_PROPERTIES = [
         id="health-unknown-key",
     ),
     pytest.param(
-        machine("health", "tcp: {address: 'db:5432'}", "timeout: 1s"),
+        machine_yaml("health", "tcp: {address: 'db:5432'}", "timeout: 1s"),
         [
             "m.yaml:17:16: watchers[0].properties.timeout: applies to 'command' only; "
             "set http.timeout or tcp.timeout"
@@ -370,7 +357,7 @@ BAD_PROPERTIES = [
         id="health-timeout-without-command",
     ),
     pytest.param(
-        machine(
+        machine_yaml(
             "health",
             "http:",
             "  url: ftp://x/",
@@ -395,7 +382,7 @@ BAD_PROPERTIES = [
         id="http-everything-wrong",
     ),
     pytest.param(
-        machine("health", "tcp: {address: 'db'}"),
+        machine_yaml("health", "tcp: {address: 'db'}"),
         [
             "m.yaml:16:22: watchers[0].properties.tcp.address: must be host:port with a port "
             "1-65535, got 'db'"
@@ -403,7 +390,7 @@ BAD_PROPERTIES = [
         id="tcp-no-port",
     ),
     pytest.param(
-        machine("health", "tcp: {address: 'db:70000'}"),
+        machine_yaml("health", "tcp: {address: 'db:70000'}"),
         [
             "m.yaml:16:22: watchers[0].properties.tcp.address: must be host:port with a port "
             "1-65535, got 'db:70000'"
@@ -411,12 +398,12 @@ BAD_PROPERTIES = [
         id="tcp-bad-port",
     ),
     pytest.param(
-        machine("nagios", "plugin: 'check_x \"unclosed'"),
+        machine_yaml("nagios", "plugin: 'check_x \"unclosed'"),
         ["m.yaml:16:15: watchers[0].properties.plugin: cannot split command: No closing quotation"],
         id="nagios-bad-plugin",
     ),
     pytest.param(
-        machine("nagios", "builtin: heartbeat"),
+        machine_yaml("nagios", "builtin: heartbeat"),
         [
             "m.yaml:16:7: watchers[0].properties: missing required field "
             "'watchers[0].properties.plugin'",
@@ -426,7 +413,7 @@ BAD_PROPERTIES = [
         id="nagios-builtin",
     ),
     pytest.param(
-        machine(
+        machine_yaml(
             "schedule",
             "schedules: ['0 2 * * *', '0 25 * * *', '@fortnightly']",
             "duration: 1h",
@@ -443,7 +430,7 @@ BAD_PROPERTIES = [
         id="schedule-bad-cron-and-zone",
     ),
     pytest.param(
-        machine("schedule", "schedules: []", "duration: 10", "start_splay: 1h"),
+        machine_yaml("schedule", "schedules: []", "duration: 10", "start_splay: 1h"),
         [
             "m.yaml:16:18: watchers[0].properties.schedules: must list at least one entry",
             "m.yaml:17:17: watchers[0].properties.duration: duration 10 has no unit (use e.g. 10s)",
@@ -451,7 +438,7 @@ BAD_PROPERTIES = [
         id="schedule-empty",
     ),
     pytest.param(
-        machine("schedule", "schedules: ['@daily']", "duration: 10m", "start_splay: 1h"),
+        machine_yaml("schedule", "schedules: ['@daily']", "duration: 10m", "start_splay: 1h"),
         ["m.yaml:18:20: watchers[0].properties.start_splay: must be shorter than duration"],
         id="schedule-splay-too-long",
     ),

@@ -2,104 +2,21 @@
 
 from __future__ import annotations
 
-import random
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from steward.errors import StoreError, TransitionRejected
 from steward.machine.persistence import SavedMachine
-from steward.machine.runtime import RunningMachine
-from steward.machine.source import Position
-from steward.machine.spec import ForeignState, MachineSpec, TransitionSpec, WatcherSpec
+from steward.machine.spec import ForeignState, MachineSpec
 from steward.watchers.base import Outcome
-from steward.watchers.registry import WatcherRegistry
-from steward.watchers.timer import TimerProperties, TimerWatcher
-from tests.fakes import (
-    FakeClock,
-    FakeNode,
+from steward.watchers.timer import TimerProperties
+from tests.support.fakes import (
     FakeStore,
-    ScriptedProperties,
     ScriptedWatcher,
-    node_services,
     settle,
 )
-
-POS = Position("m.yaml", 1, 1, "")
-
-
-def t(name: str, sources: list[str], dest: str) -> TransitionSpec:
-    return TransitionSpec(name, tuple(sources), dest)
-
-
-def w(
-    name: str,
-    *,
-    states: tuple[str, ...] = (),
-    success: str | None = None,
-    fail: str | None = None,
-    interval: float | None = None,
-    foreign: tuple[ForeignState, ...] = (),
-    wtype: str = "scripted",
-    props: Any = None,
-) -> WatcherSpec:
-    return WatcherSpec(
-        name=name,
-        type=wtype,
-        properties=props if props is not None else ScriptedProperties(),
-        state_match=states,
-        foreign_state_required=foreign,
-        success_transition=success,
-        fail_transition=fail,
-        interval=interval,
-    )
-
-
-TRANSITIONS = (
-    t("up", ["a"], "b"),
-    t("down", ["b"], "a"),
-    t("stay", ["a"], "a"),
-    t("park", ["a", "b"], "c"),
-)
-
-
-def machine_spec(*watchers: WatcherSpec, splay: float = 0, resume: bool = True) -> MachineSpec:
-    return MachineSpec(
-        name="m",
-        version="1.0.0",
-        initial_state="a",
-        transitions=TRANSITIONS,
-        watchers=tuple(watchers),
-        path=Path("m.yaml"),
-        directory=Path(),
-        checksum="x",
-        splay_start=splay,
-        resume=resume,
-    )
-
-
-class Harness:
-    def __init__(self, spec: MachineSpec, store: FakeStore | None = None) -> None:
-        self.clock = FakeClock()
-        self.store = store or FakeStore()
-        self.node = FakeNode()
-        self.services = node_services(
-            store=self.store,
-            registry=WatcherRegistry([ScriptedWatcher, TimerWatcher]),
-            clock=self.clock,
-            rng=random.Random(1),
-        )
-        self.events = self.services.events
-        self.machine = RunningMachine(spec, node=self.node, services=self.services)
-
-    def watcher(self, name: str) -> Any:
-        return next(x for x in self.machine.watchers if x.name == name)
-
-    async def start(self) -> RunningMachine:
-        await self.machine.start()
-        await settle()
-        return self.machine
+from tests.support.machines import POS, TRANSITIONS, Harness, machine_spec, t, w
 
 
 async def test_active_watchers_run_at_once_after_splay(harnesses: Any) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 from steward.daemon.node import Node
 from steward.machine.source import Position
 from steward.machine.spec import ForeignState, MachineSpec, Subscription, TransitionSpec
-from tests.fakes import node_services, settle
-from tests.unit.test_runtime import w
+from tests.support.fakes import node_services, settle
+from tests.support.machines import w
 
 POS = Position("m.yaml", 1, 1, "")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 CONFORMANCE = Path("/work/shared/conformance/choria")
 
 

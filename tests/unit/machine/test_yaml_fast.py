@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 
 from steward.errors import SpecError
 from steward.machine import yamldoc as source
 from steward.machine.spec import MachineSpec
 from steward.machine.validate import parse_machine
 from steward.watchers.registry import default_registry
-from tests.fuzz_corpus import SNIPPETS, alias_bomb, deep_nesting, fuzzed_files, seed_files
+from tests.support.fuzz_corpus import SNIPPETS, alias_bomb, deep_nesting, fuzzed_files, seed_files
 
 REGISTRY = default_registry()
 
@@ -49,6 +49,8 @@ def positions(data: Any, path: str = "") -> list[tuple[str, Any]]:
             here = f"{path}[{i}]"
             out.append((here, value_position(value, data.lc.item(i))))
             out.extend(positions(value, here))
+    elif isinstance(data, TaggedScalar):  # compares by identity: compare what it holds
+        out.append((path, (type(data), data.value, str(data.tag))))
     else:
         out.append((path, (type(data), data)))
     return out
@@ -183,3 +185,12 @@ def test_fuzzed_files_load_and_validate_the_same(monkeypatch: pytest.MonkeyPatch
     reference = [(loaded(raw), validate(raw)) for raw in files]
     differ = [(raw[:200], f, r) for raw, f, r in zip(files, fast, reference, strict=True) if f != r]
     assert differ == []
+
+
+def test_custom_tags_load_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a TaggedScalar compares by identity: positions() compares its value and tag instead
+    raw = b"name: x\n: !custom tag\nversion: !other 1\n"
+    fast = loaded(raw)
+    monkeypatch.setattr(source, "CParser", None)
+    assert loaded(raw) == fast
+    assert (".None", (TaggedScalar, "tag", "!custom")) in fast

@@ -1,9 +1,11 @@
 """What the benchmark scripts in ``bench/`` share.
 
-The machine and commit a run is recorded against, ``bench/RESULTS.md`` and its sections,
-the real daemon as a subprocess (with a state dir short enough for its Unix socket), the
-control API on that socket, percentiles, and the argparse helpers. Each script imports it as
-``from benchlib import …``: a script's own directory is on ``sys.path``.
+The machine and commit a run is recorded against, ``bench/RESULTS.md`` (its sections and
+the summary table of the latest run per scenario at its top), the real daemon as a
+subprocess (with a state dir short enough for its Unix socket), the control API on that
+socket, percentiles, and the argparse helpers. Each script imports it as
+``from benchlib import …``: a script's own directory is on ``sys.path``. Run as a script,
+``python bench/benchlib.py --summarize`` regenerates RESULTS.md's summary table.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -40,8 +43,12 @@ REPO_DIR = BENCH_DIR.parent
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
 RESULTS_HEADER = """# steward benchmark results
 
-Appended by the scripts in `bench/` (see each script's docstring for what it measures).
-Newest last. Figures are from one run each; compare runs from the same machine only.
+Written by the scripts in `bench/` (each script's docstring says what it measures). The table
+is the latest run of each scenario: its target lines (PASS/MISS, the measured value, the
+target) and its headline figures (bold in its section). It is regenerated from the history
+below each time a script records a run (or by `python bench/benchlib.py --summarize`); the
+history is every run as recorded, newest last. Figures are from one run each; compare runs
+from the same machine only.
 """
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -332,14 +339,28 @@ def results_section(
     lines: Iterable[tuple[str, str]],
     about: str,
     *,
+    headline: Collection[str] = (),
     machine_note: str = "",
     commit_note: str = "",
     footer: str = "",
 ) -> str:
     """A RESULTS.md section: the title and time, the machine (``machine_note`` appended), the
-    commit (``commit_note`` appended), the ``about`` bullet, the figures table, the footer."""
+    commit (``commit_note`` appended), the ``about`` bullet, the figures table, the footer.
+
+    ``title`` is ``<scenario>: <what ran>``. The figures named in ``headline`` are marked (their
+    name in bold) for the summary table, which also shows every target line of the footer
+    (``summary_line``'s ``name: value target: … PASS|MISS``, or ``name: NOT RUN (why)``): a
+    scenario with target lines needs no ``headline``, one without names its key figures."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    rows = "\n".join(f"| {name} | {value} |" for name, value in lines)
+    lines = list(lines)
+    unknown = set(headline) - {name for name, _ in lines}
+    if unknown:  # a typo must not cost the run: say so and record it unmarked
+        print(
+            f"warning: headline figures not among the figures: {sorted(unknown)}", file=sys.stderr
+        )
+    rows = "\n".join(
+        f"| {f'**{name}**' if name in headline else name} | {value} |" for name, value in lines
+    )
     section = f"""
 ## {title} ({now})
 
@@ -354,13 +375,158 @@ def results_section(
     return f"{section}\n{footer}\n" if footer else section
 
 
+# a run's heading: ``## <scenario>: <what ran> (2026-11-21 13:09 UTC)``
+_RUN_HEADING = re.compile(
+    r"^## (?P<scenario>[^:\n]+): [^\n]*\((?P<date>\d{4}-\d\d-\d\d \d\d:\d\d UTC)\)[ \t]*$",
+    re.MULTILINE,
+)
+_MACHINE = re.compile(r"^- machine: (?P<machine>.*?)(?:; load average.*)?$", re.MULTILINE)
+_COMMIT = re.compile(r"^- commit: `(?P<commit>[^`]*)`", re.MULTILINE)
+# a footer's target line; sections before ratios were added read ``target p99 ≤ 500ms PASS``
+_TARGET_LINE = re.compile(
+    r"^(?P<name>[\w-]+): (?P<value>.*?) target:? (?P<target>.*?)"
+    r"(?: ratio: (?P<ratio>\S+))? (?P<verdict>PASS|MISS)$"
+)
+_NOT_RUN_LINE = re.compile(r"^(?P<name>[\w-]+): NOT RUN \((?P<why>.*)\)$")
+_BOLD = re.compile(r"\*\*(?P<text>.+)\*\*")
+SUMMARY_COLUMNS = (
+    "| scenario | headline of the latest run | date | commit | machine |\n|---|---|---|---|---|"
+)
+# scenarios whose script is gone: their row says so, their last figures are not current
+RETIRED = MappingProxyType({"docker_kill": "replaced by restart_compare"})
+# the headline figures of sections recorded before headline figures were marked
+UNMARKED_HEADLINES = MappingProxyType(
+    {
+        "load_machines": (
+            "ready (spawn -> status lists all)",
+            "RSS peak (sampled)",
+            "CPU per exec run",
+            "exec runs vs expected",
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One recorded run, as its RESULTS.md section says."""
+
+    scenario: str
+    date: str
+    machine: str
+    commit: str
+    headline: tuple[str, ...]  # the summary's lines: headline figures, then target lines
+
+
+def _target(line: str) -> str | None:
+    """A footer's target line for the summary: ``**PASS** name: value (target …; ratio …)``;
+    None for a line that is no target line."""
+    match = _TARGET_LINE.match(line)
+    if match:
+        target = match["target"] + (f"; ratio {match['ratio']}" if match["ratio"] else "")
+        return f"**{match['verdict']}** {match['name']}: {match['value']} (target {target})"
+    match = _NOT_RUN_LINE.match(line)
+    if match:
+        return f"**NOT RUN** {match['name']} ({match['why']})"
+    return None
+
+
+def parse_run(scenario: str, date: str, body: str) -> Run:
+    """A run from its section's ``body`` (what follows its heading); what it lacks is ``?``."""
+    machine = _MACHINE.search(body)
+    commit = _COMMIT.search(body)
+    figures: list[tuple[str, str, bool]] = []  # name, value, marked
+    targets: list[str] = []
+    for raw in body.splitlines():
+        line = raw.strip()
+        if line.startswith("| ") and line.endswith(" |"):
+            name, sep, value = line[2:-2].partition(" | ")
+            bold = _BOLD.fullmatch(name)
+            if sep and name != "figure":
+                figures.append((bold["text"] if bold else name, value, bold is not None))
+        elif len(line) > 2 and line[0] == line[-1] == "`":
+            target = _target(line[1:-1])
+            if target:
+                targets.append(target)
+    chosen = [(name, value) for name, value, marked in figures if marked]
+    if not chosen:
+        names = UNMARKED_HEADLINES.get(scenario, ())
+        chosen = [(name, value) for name, value, _ in figures if name in names]
+    return Run(
+        scenario=scenario,
+        date=date,
+        machine=machine["machine"] if machine else "?",
+        commit=commit["commit"] if commit else "?",
+        headline=(*(f"{name}: {value}" for name, value in chosen), *targets),
+    )
+
+
+def parse_runs(history: str) -> list[Run]:
+    """Every run in ``history`` (RESULTS.md's sections), in file order: oldest first."""
+    headings = list(_RUN_HEADING.finditer(history))
+    ends = [h.start() for h in headings[1:]] + [len(history)]
+    return [
+        parse_run(h["scenario"].strip(), h["date"], history[h.end() : end])
+        for h, end in zip(headings, ends, strict=True)
+    ]
+
+
+def summary_table(runs: Iterable[Run]) -> str:
+    """The markdown table of the latest run of each scenario (the last in ``runs``), one row
+    per scenario, in the order the scenarios first appear; a retired one says so."""
+    latest = {run.scenario: run for run in runs}
+    if not latest:
+        return "No runs recorded yet.\n"
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    def scenario(name: str) -> str:
+        return f"{name} (retired: {RETIRED[name]})" if name in RETIRED else name
+
+    rows = "".join(
+        f"| {cell(scenario(run.scenario))} | {'<br>'.join(cell(h) for h in run.headline) or '-'} "
+        f"| {run.date} | `{cell(run.commit)}` | {cell(run.machine)} |\n"
+        for run in latest.values()
+    )
+    return f"{SUMMARY_COLUMNS}\n{rows}"
+
+
+def history_of(text: str) -> str:
+    """RESULTS.md's history: from the first run's heading on. What comes before it (title,
+    intro, summary table) is what ``render_results`` regenerates."""
+    first = _RUN_HEADING.search(text)
+    return "" if first is None else text[first.start() :]
+
+
+def render_results(history: str) -> str:
+    """RESULTS.md for ``history``: the header, the summary table of its runs, the history."""
+    history = history.lstrip("\n")
+    table = summary_table(parse_runs(history))
+    return f"{RESULTS_HEADER}\n{table}\n{history}" if history else f"{RESULTS_HEADER}\n{table}"
+
+
+def _history(path: Path) -> str:
+    return history_of(path.read_text()) if path.exists() else ""
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` at once: a crash leaves the old file, never half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def record(section: str, path: Path = RESULTS_FILE) -> None:
-    """Append ``section`` to ``path`` (created with its header first) and say so."""
-    if not path.exists():
-        path.write_text(RESULTS_HEADER)
-    with path.open("a") as f:
-        f.write(section)
+    """Append ``section`` to the history in ``path`` (created if missing), regenerate the
+    summary table at its top, and say so."""
+    _write(path, render_results(_history(path) + section))
     print(f"recorded in {path}")
+
+
+def summarize(path: Path = RESULTS_FILE) -> None:
+    """Regenerate the header and summary table of ``path`` from its history, as is."""
+    _write(path, render_results(_history(path)))
 
 
 def run_main(script: str, bench: Callable[[], T], report: Callable[[T], int | None]) -> int:
@@ -826,3 +992,24 @@ def remove_bench_containers(api: Any, run_id: str) -> None:
     with contextlib.suppress(docker.errors.DockerException, OSError):
         for c in api.containers(all=True, filters={"label": f"{DOCKER_LABEL}={run_id}"}):
             api.remove_container(c["Id"], force=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Regenerate the summary table at the top of RESULTS.md from its history "
+        "(every script's record() does it too).",
+    )
+    parser.add_argument(
+        "--summarize", action="store_true", required=True, help="regenerate the summary table"
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS_FILE, help=f"the file ({RESULTS_FILE})"
+    )
+    args = parser.parse_args(argv)
+    summarize(args.results)
+    print(f"summarized {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

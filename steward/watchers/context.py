@@ -31,7 +31,7 @@ class NodeIdentity:
     facts: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WatcherContext:
     clock: Clock
     rng: random.Random

@@ -189,7 +189,8 @@ def pids_in(directory: Path) -> list[int]:
 @pytest.fixture
 def subreaper() -> Iterator[None]:
     """This test process as the daemon is: orphans of its commands are reparented to it. At
-    teardown, what is left is killed and reaped, and the process is an ordinary one again."""
+    teardown, what is left is killed and reaped (while still a subreaper, so the orphans of
+    the killed come back to it too), and the process is an ordinary one again."""
     libc = ctypes.CDLL(None, use_errno=True)
     me = os.getpid()
     before = {s.pid for s in process_table().values() if s.ppid == me}
@@ -197,13 +198,18 @@ def subreaper() -> Iterator[None]:
     try:
         yield
     finally:
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-        for s in process_table().values():
-            if s.ppid == me and s.pid not in before:
+        deadline = time.monotonic() + DEADLINE
+        while left := [
+            s.pid for s in process_table().values() if s.ppid == me and s.pid not in before
+        ]:
+            for pid in left:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(s.pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
                 with contextlib.suppress(ChildProcessError):
-                    os.waitpid(s.pid, 0)
+                    os.waitpid(pid, 0)
+            if time.monotonic() > deadline:
+                break
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 async def test_every_command_carries_its_machines_instance(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ process group (``setsid``) and lost its parent is reparented to the daemon inste
 ``Reaper`` then looks at the daemon's children every ``interval``: an orphan that has exited
 is reaped (``waitpid`` on that pid only). The children the watchers' commands started are
 never touched — asyncio's child watcher waits for those (the daemon's ``ProcessTable``).
-On ``stop`` every orphan still running is killed with its whole tree and reaped.
+A stopping machine kills the orphans its own commands left (``MachineProcesses.end``); the
+reaper reaps them like any other. On ``stop`` every orphan still running is killed with its
+whole tree and reaped.
 """
 
 from __future__ import annotations

@@ -66,12 +66,14 @@ async def run_process(
     time_limit: float,
     *,
     table: ProcessTable,
+    instance: str = "",
 ) -> ProcessRun:
     """Run argv in its own process group; kill the group on timeout or cancellation.
 
     The exit is taken from the process itself, not from its pipes closing, so a background
     child that keeps stdout open does not hold the watcher up. ``table`` learns the child's
-    pid while asyncio waits for it, so the daemon's reaper never takes its exit status.
+    pid (and the machine ``instance`` it runs for) while asyncio waits for it, so the
+    daemon's reaper never takes its exit status.
     """
     loop = asyncio.get_running_loop()
     try:
@@ -80,8 +82,8 @@ async def run_process(
     except OSError as exc:
         return ProcessRun(None, "", "", error=f"cannot run {argv[0]}: {exc.strerror or exc}")
     pid = transport.get_pid()
-    table.waiting.add(pid)
-    capture.exited.add_done_callback(lambda _: table.waiting.discard(pid))
+    table.started(pid, instance)
+    capture.exited.add_done_callback(lambda _: table.exited(pid))
     timed_out = False
     try:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that

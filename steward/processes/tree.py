@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,20 +72,31 @@ def kill_tree(root: int) -> set[int]:
     The tree is stopped (SIGSTOP) first, walk after walk, so nothing forks while it is being
     killed; then every stopped process is killed at once.
     """
-    frozen: set[int] = set()
     _signal(root, signal.SIGSTOP)
+    frozen = freeze(lambda table: descendants(root, table))
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(root, signal.SIGKILL)
+    kill_all((root, *frozen))
+    return frozen | {root}
+
+
+def freeze(select: Callable[[dict[int, ProcStat]], Collection[int]]) -> set[int]:
+    """SIGSTOP the processes ``select`` picks from the process table, walk after walk (at most
+    FREEZE_ROUNDS), until a walk finds none that is not stopped yet. Returns them all."""
+    frozen: set[int] = set()
     for _ in range(FREEZE_ROUNDS):
-        new = descendants(root) - frozen
+        new = set(select(process_table())) - frozen
         if not new:
             break
         for pid in new:
             _signal(pid, signal.SIGSTOP)
         frozen |= new
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(root, signal.SIGKILL)
-    for pid in (root, *frozen):
+    return frozen
+
+
+def kill_all(pids: Iterable[int]) -> None:
+    for pid in pids:
         _signal(pid, signal.SIGKILL)
-    return frozen | {root}
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -116,6 +116,8 @@ def test_command_runs_in_machine_dir_with_minimal_env(
     assert env["ARGS"] == "--flag"
     assert env["MACHINE_NAME"] == "probe"
     assert env["MACHINE_WATCHER_NAME"] == "check"
+    probe = daemon.machine("probe")
+    assert probe is not None and env["STEWARD_MACHINE_INSTANCE"] == probe["instance"]
     assert env["EXTRA"] == "from-yaml"
     assert env["PATH"].split(":")[0] == str(directory)
     assert Path(env["WATCHER_DATA"]).is_absolute()

@@ -52,6 +52,7 @@ async def test_runs_in_the_machine_dir_with_a_minimal_environment(
     assert env["MACHINE_NAME"] == "m1"
     assert env["MACHINE_STATE"] == "checking"
     assert env["MACHINE_WATCHER_NAME"] == "probe"
+    assert env["STEWARD_MACHINE_INSTANCE"] == "instance-1"  # ties leftovers to their machine
     assert env["EXTRA"] == "1"
     assert "STEWARD_TEST_SECRET" not in env
     assert "HOME" not in env

@@ -48,6 +48,7 @@ class ProcessTable:
         self._lingering: set[int] = set()  # exited commands whose group may still have members
         self._exits_since_prune = 0
         self._prune_after = 1
+        self._ran: set[str] = set()  # instances that ran a command and have not ended
         self._pending: dict[str, asyncio.Future[int]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -64,6 +65,7 @@ class ProcessTable:
         """A command of ``instance`` runs as ``pid``; asyncio waits for it."""
         self.waiting.add(pid)
         self.commands[pid] = instance  # a reused pid names the newest command
+        self._ran.add(instance)
         self._lingering.discard(pid)
 
     def exited(self, pid: int) -> None:
@@ -92,7 +94,11 @@ class ProcessTable:
         """Kill every process ``instance``'s commands left running; how many were killed.
 
         Bounded by ``end_timeout`` (per sweep); a failure is logged and counted, not raised.
+        An instance that never ran a command (timers, files, docker …) has nothing to end:
+        no walk of /proc.
         """
+        if instance not in self._ran:
+            return 0
         loop = asyncio.get_running_loop()
         pending = self._pending.get(instance)
         if pending is None:
@@ -141,6 +147,7 @@ class ProcessTable:
         except Exception:
             self.end_failures += 1
             log.exception("cannot end the processes left by stopped machines")
+        self._ran -= instances
         for pid, instance in list(self.commands.items()):
             if instance in instances and pid not in self.waiting:
                 del self.commands[pid]
@@ -154,6 +161,8 @@ class ProcessTable:
 
 class MachineProcesses:
     """The commands one machine's watchers run."""
+
+    __slots__ = ("instance", "machine", "table")
 
     def __init__(self, table: ProcessTable, machine: str, instance: str) -> None:
         self.table = table

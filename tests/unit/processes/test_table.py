@@ -294,13 +294,19 @@ async def test_machines_that_stop_together_share_one_walk(
 
     monkeypatch.setattr(table_module, "kill_owned", fake_kill_owned)
     table = ProcessTable()
-    ended = await asyncio.gather(*(table.for_machine(n, n).end() for n in ("a", "b", "c")))
-    assert ended == [0, 0, 0]
+    machines = [table.for_machine(n, n) for n in ("a", "b", "c", "timers-only")]
+    for m in machines[:3]:
+        assert (await m.run(("/bin/true",), tmp_path, ENV, 5.0)).exit_code == 0
+    ended = await asyncio.gather(*(m.end() for m in machines))
+    assert ended == [0, 0, 0, 0]
+    # one walk for the three that ran commands; none for the one that never ran one
     assert calls == [{"a", "b", "c"}]
+    assert await machines[0].end() == 0
+    assert calls == [{"a", "b", "c"}]  # ended once: nothing of it can be left
 
 
 async def test_end_is_bounded_in_time_and_never_raises(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     release = threading.Event()
 
@@ -310,6 +316,9 @@ async def test_end_is_bounded_in_time_and_never_raises(
 
     monkeypatch.setattr(table_module, "kill_owned", stuck)
     table = ProcessTable(end_timeout=0.2)
+    for instance in ("a", "b"):
+        run = await table.for_machine("m1", instance).run(("/bin/true",), tmp_path, ENV, 5.0)
+        assert run.exit_code == 0
     started = time.monotonic()
     try:
         assert await table.for_machine("m1", "a").end() == 0

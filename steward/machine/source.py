@@ -20,6 +20,7 @@ from ruamel.yaml.comments import CommentedMap
 from steward.errors import Problem, Severity
 from steward.machine.durations import parse_duration
 from steward.machine.yamldoc import load_yaml
+from steward.templates import Template, TemplateError
 
 __all__ = ["Fields", "Position", "Problems", "load_yaml", "type_name"]
 
@@ -156,6 +157,17 @@ class Fields:
             self.error(key, "must not be empty")
             return None
         return str(value)
+
+    def template(self, key: str, *, required: bool = False) -> Template | None:
+        """A string that may hold Choria template actions, parsed (not rendered) now."""
+        text = self.string(key, required=required)
+        if text is None:
+            return None
+        try:
+            return Template.parse(text)
+        except TemplateError as exc:
+            self.error(key, f"invalid template: {exc.message}")
+            return None
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self._typed(key, False, bool, "true or false")

@@ -154,6 +154,7 @@ def load_sources(
             report.rejected.append(src.path)
         else:
             loaded.append(result)
+            report.problems.extend(result.warnings)
     specs.sweep()
     known = list(also_known)
     known_names = {s.name for s in known}

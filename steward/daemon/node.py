@@ -117,7 +117,9 @@ class Node:
     def _register(self, spec: MachineSpec) -> None:
         for t in spec.transitions:
             for sub in t.subscribe:
-                self._subscribers[(sub.machine_name, sub.event)].append((spec.name, t.name))
+                entries = self._subscribers[(sub.machine_name, sub.event)]
+                if (spec.name, t.name) not in entries:  # one name may have several entries
+                    entries.append((spec.name, t.name))
         for w in spec.watchers:
             for fs in w.foreign_state_required:
                 self._dependents[fs.machine_name].add(spec.name)

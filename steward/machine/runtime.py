@@ -201,9 +201,6 @@ class RunningMachine:
         if self.spec.splay_start:
             await self._clock.sleep(self._rng.uniform(0, self.spec.splay_start))
         self._watching = True
-        for w in self.watchers:
-            if w.gathers_initial_state() and not self._should_run(w.spec):
-                w.gather()
         self._reconcile(state_entered=True)
 
     # requests --------------------------------------------------------------------------------
@@ -418,11 +415,13 @@ class RunningMachine:
         return result
 
     def _rejection(self, name: str, state: str) -> str:
-        spec = self.spec.transition(name)
-        if spec is None:
-            names = ", ".join(t.name for t in self.spec.transitions)
+        if self.spec.transition(name) is None:
+            names = ", ".join(dict.fromkeys(t.name for t in self.spec.transitions))
             return f"no transition named {name!r} (transitions: {names})"
-        return f"valid only from {', '.join(spec.sources)}"
+        sources = [s for t in self.spec.transitions if t.name == name for s in t.sources]
+        if not sources:
+            return "it has no 'from' states"
+        return f"valid only from {', '.join(dict.fromkeys(sources))}"
 
     def _store_failed(self, exc: StoreError) -> None:
         """Keep running in memory; log the error when it changes and then at most once every

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from steward.errors import Problem
 from steward.machine.source import Position
 
 
@@ -71,6 +72,8 @@ class MachineSpec:
     description: str = ""
     resume: bool = True
     name_pos: Position | None = field(default=None, compare=False)
+    # what the validator found questionable but valid (shown by validate, logged on load)
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
     @functools.cached_property
     def states(self) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ def parse_machine(
     spec = _machine(doc, registry, path, directory, hashlib.sha256(raw).hexdigest())
     if problems.has_errors or spec is None:
         raise SpecError(problems.items)
+    if problems.items:
+        spec = replace(spec, warnings=tuple(problems.items))
     return spec
 
 
@@ -144,27 +147,45 @@ def _version(doc: Fields) -> str | None:
 
 
 def _transitions(doc: Fields) -> list[TransitionSpec]:
+    """Transitions; one name may appear several times with different ``from`` states (the
+    FSM Choria uses keys an event by name and source), but a name and a source state lead
+    to one destination only."""
     out: list[TransitionSpec] = []
-    seen: dict[str, Position] = {}
+    seen: dict[tuple[str, str], tuple[str, Position]] = {}  # (name, source) -> destination
     items = doc.mappings("transitions", required=True)
     raw = doc.raw("transitions")
     if isinstance(raw, list) and not raw:
         doc.error("transitions", "must list at least one transition")
     for f in items:
         name = f.string("name", required=True)
-        sources = f.strings("from", required=True)
+        sources = f.strings("from")
         destination = f.string("destination", required=True)
         description = f.string("description", non_empty=False) or ""
         subscribe = tuple(_subscriptions(f))
         f.finish(" in transition")
-        if name is None:
+        raw_from = f.raw("from")
+        no_sources = raw_from is None or (isinstance(raw_from, list) and not raw_from)
+        if name is not None and destination is not None and no_sources:
+            f.problems.add(
+                f.value_pos("from") if f.has("from") else f.pos,
+                f"transition {name!r} has no 'from' states: it can never fire",
+                Severity.WARNING,
+            )
+        if name is None or destination is None:
             continue
-        if name in seen:
-            first = seen[name]
-            f.error("name", f"duplicate transition name {name!r} (first at line {first.line})")
-            continue
-        seen[name] = f.value_pos("name")
-        if destination is None or not sources:
+        conflict = False
+        for source, pos in sources:
+            first = seen.get((name, source))
+            if first is not None and first[0] != destination:
+                f.problems.add(
+                    pos,
+                    f"transition {name!r} from {source!r} already leads to {first[0]!r} "
+                    f"(line {first[1].line}); one name and state lead to one destination",
+                )
+                conflict = True
+            else:
+                seen.setdefault((name, source), (destination, pos))
+        if conflict:
             continue
         out.append(
             TransitionSpec(
@@ -236,6 +257,13 @@ def _watchers(
             interval = None
         announce = f.duration("announce_interval", minimum=MIN_ANNOUNCE_INTERVAL, minimum_text="1m")
         properties = _properties(f, registry, wtype, name)
+        watcher_type = registry.get(wtype) if wtype is not None else None
+        if success is not None and watcher_type is not None and not watcher_type.fires_success:
+            f.error(
+                "success_transition",
+                f"a {wtype} watcher never succeeds: it fires only fail_transition "
+                f"(Choria refuses it too: '{wtype} watcher does not support success events')",
+            )
         f.finish(" in watcher")
         if name is None or wtype is None or properties is None:
             continue

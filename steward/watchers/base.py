@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("steward.watcher")
 
-# a result tagged with this version never fires a transition (used for gather_initial_state)
-NO_TRANSITION = -1
-
 
 class Outcome(StrEnum):
     SUCCESS = "success"  # fires success_transition
@@ -85,6 +82,8 @@ class Watcher(ABC):
     default_interval: ClassVar[float | None] = None
     # restart (and run at once) on every state entry it matches, not only when newly active
     restart_on_state_entry: ClassVar[bool] = False
+    # False for a type that never reports success (timer): success_transition is refused
+    fires_success: ClassVar[bool] = True
 
     def __init__(self, spec: WatcherSpec, machine: MachineHandle, context: WatcherContext) -> None:
         self.spec = spec
@@ -105,10 +104,6 @@ class Watcher(ABC):
     @abstractmethod
     async def check(self) -> WatcherResult:
         """Observe once. Cancellation must clean up (kill processes, close handles)."""
-
-    def gathers_initial_state(self) -> bool:
-        """Run once at machine start even when not active (data only, no transition)."""
-        return False
 
     def announces(self, result: WatcherResult) -> bool:
         """Whether this result may be published as the watcher's state event."""
@@ -142,10 +137,6 @@ class Watcher(ABC):
         self._woken = True
         if self._pausing is not None:
             _release(self._pausing)
-
-    def gather(self) -> None:
-        """One data-only run (``gather_initial_state``)."""
-        self._replace_task(self._run_once(NO_TRANSITION))
 
     async def close(self) -> None:
         """Deactivate and wait until the running check has cleaned up."""

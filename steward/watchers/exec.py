@@ -63,9 +63,6 @@ class ExecWatcher(Watcher):
         assert isinstance(p, ExecProperties)
         return p
 
-    def gathers_initial_state(self) -> bool:
-        return self.props.gather_initial_state
-
     def announces(self, result: WatcherResult) -> bool:
         return not (self.props.suppress_success_announce and result.outcome is Outcome.SUCCESS)
 

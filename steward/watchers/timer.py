@@ -32,6 +32,7 @@ class TimerWatcher(Watcher):
     TYPE = TYPE
     Properties = TimerProperties
     restart_on_state_entry = True
+    fires_success = False
 
     @property
     def props(self) -> TimerProperties:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from steward.errors import StoreError, TransitionRejected
 from steward.machine.persistence import SavedMachine
+from steward.machine.runtime import RunningMachine
 from steward.machine.spec import ForeignState, MachineSpec
 from steward.watchers.base import Outcome
+from steward.watchers.registry import WatcherRegistry
 from steward.watchers.timer import TimerProperties
 from tests.support.fakes import (
+    FakeClock,
+    FakeNode,
     FakeStore,
     ScriptedWatcher,
+    node_services,
     settle,
 )
 from tests.support.machines import POS, TRANSITIONS, Harness, machine_spec, t, w
@@ -295,3 +303,34 @@ async def test_a_check_that_swallows_cancellation_still_stops_its_loop() -> None
     await settle()
     await asyncio.wait_for(watcher.close(), 5)
     assert not watcher.active
+
+
+async def test_gather_initial_state_never_runs_a_command_in_an_excluded_state(
+    tmp_path: Path,
+) -> None:
+    from steward.watchers.exec import ExecProperties, ExecWatcher
+
+    marker = tmp_path / "ran"
+    props = ExecProperties(
+        command="touch ran", argv=("touch", str(marker)), gather_initial_state=True
+    )
+    spec = replace(
+        machine_spec(w("cleanup", states=("c",), wtype="exec", props=props)),
+        directory=tmp_path,
+    )
+    clock = FakeClock()
+    services = node_services(clock=clock, registry=WatcherRegistry([ExecWatcher]))
+    machine = RunningMachine(spec, node=FakeNode(), services=services)
+    await machine.start()
+    try:
+        await clock.advance(120)
+        await asyncio.sleep(0.3)  # a command started now would have run by then
+        watcher = machine.watchers[0]
+        assert machine.state == "a"
+        assert (watcher.runs, watcher.active, marker.exists()) == (0, False, False)
+        await machine.fire("park")  # a -> c: the watcher's state; now it runs, at once
+        async with asyncio.timeout(10):
+            while not marker.exists():
+                await asyncio.sleep(0.02)
+    finally:
+        await machine.stop()

@@ -275,14 +275,14 @@ BAD_INPUTS = [
         id="unknown-transition-key",
     ),
     pytest.param(
-        mutate("  - name: stop\n", "  - name: start\n", MINIMAL),
-        ["m.yaml:8:11: transitions[1].name: duplicate transition name 'start' (first at line 5)"],
-        id="duplicate-transition",
-    ),
-    pytest.param(
-        mutate("    from: [idle]\n", "    from: []\n", MINIMAL),
-        ["m.yaml:6:11: transitions[0].from: must list at least one entry"],
-        id="from-empty",
+        mutate(
+            "  - name: stop\n    from: [running]\n", "  - name: start\n    from: [idle]\n", MINIMAL
+        ),
+        [
+            "m.yaml:9:12: transitions[1].from[0]: transition 'start' from 'idle' already leads "
+            "to 'running' (line 6); one name and state lead to one destination"
+        ],
+        id="transition-conflict",
     ),
     pytest.param(
         mutate("    from: [idle]\n", "    from: idle\n", MINIMAL),
@@ -777,12 +777,6 @@ def test_bare_zero_interval_is_allowed() -> None:
     ("old", "new", "expected"),
     [
         pytest.param(
-            "    from: [idle]\n",
-            "    from: []\n",
-            "m.yaml:6:11: transitions[0].from: must list at least one entry",
-            id="from-empty",
-        ),
-        pytest.param(
             "    destination: running\n",
             "    destination: 5\n",
             "m.yaml:7:18: transitions[0].destination: must be a string, not an integer",
@@ -990,3 +984,41 @@ def test_conformance_subscriber_follows_testmachine() -> None:
         "subscriber.yaml:11:9: transitions[0].subscribe[0]: warning: machine 'TestMachine' "
         "is not loaded here; the subscription waits until it is"
     )
+
+
+def test_one_name_may_lead_on_from_different_states() -> None:
+    # the FSM Choria uses keys an event by its name and source state
+    spec = parse(
+        mutate(
+            "  - name: stop\n    from: [running]\n",
+            "  - name: start\n    from: [running]\n",
+            MINIMAL,
+        )
+    )
+    assert [(t.name, t.sources, t.destination) for t in spec.transitions] == [
+        ("start", ("idle",), "running"),
+        ("start", ("running",), "idle"),
+    ]
+
+
+@pytest.mark.parametrize("line", ["    from: []\n", ""])
+def test_a_transition_without_from_states_loads_with_a_warning(line: str) -> None:
+    text = mutate("    from: [idle]\n", line, MINIMAL)
+    spec = parse(text)
+    assert spec.transitions[0].sources == ()
+    warnings = [str(p) for p in spec.warnings if p.severity is Severity.WARNING]
+    assert len(warnings) == 1
+    assert "transitions[0]" in warnings[0]
+    assert "has no 'from' states: it can never fire" in warnings[0]
+
+
+def test_a_timer_with_success_transition_is_refused() -> None:
+    text = MINIMAL + (
+        "watchers:\n  - name: deadline\n    type: timer\n    success_transition: start\n"
+        "    properties: {timer: 5m}\n"
+    )
+    assert messages(text) == [
+        "m.yaml:14:25: watchers[0].success_transition: a timer watcher never succeeds: it fires "
+        "only fail_transition (Choria refuses it too: 'timer watcher does not support success "
+        "events')"
+    ]

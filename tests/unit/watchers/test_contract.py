@@ -55,12 +55,15 @@ class Handle:
 
 def build(wtype: str, tmp_path: Path, clock: FakeClock, table: ProcessTable) -> Watcher:
     properties = textwrap.indent(SAMPLES[wtype], "      ")
+    cls = default_registry().get(wtype)
+    assert cls is not None
+    success = "    success_transition: ok\n" if cls.fires_success else ""
     text = (
         "name: contract\nversion: 1.0.0\ninitial_state: watching\n"
         "transitions:\n  - {name: fail, from: [watching], destination: failed}\n"
         "  - {name: ok, from: [failed], destination: watching}\n"
         f"watchers:\n  - name: w\n    type: {wtype}\n    state_match: [watching]\n"
-        f"    success_transition: ok\n    fail_transition: fail\n    properties:\n{properties}\n"
+        f"{success}    fail_transition: fail\n    properties:\n{properties}\n"
     )
     spec = parse_machine(
         text.encode(),
@@ -72,8 +75,6 @@ def build(wtype: str, tmp_path: Path, clock: FakeClock, table: ProcessTable) -> 
     (tmp_path / "slow.sh").write_text("#!/bin/sh\n[ -e go ] || sleep 30\necho OK\n")
     (tmp_path / "slow.sh").chmod(0o755)
     (tmp_path / "watched.txt").write_text("x")
-    cls = default_registry().get(wtype)
-    assert cls is not None
     context = fake_context(tmp_path / "scratch", clock=clock, processes=table)
     (tmp_path / "scratch").mkdir(exist_ok=True)
     watcher = cls(spec.watchers[0], Handle(tmp_path), context)

@@ -137,3 +137,16 @@ def test_a_file_unchanged_on_disk_is_not_even_read(
     versions = {s.name: s.version for s in load(machines, cache).specs}
     assert reads == [path]
     assert versions == {"a": "1.0.1", "b": "1.0.0"}
+
+
+def test_a_valid_machines_warnings_are_reported_every_load(machines: Path) -> None:
+    path = machines / "a" / "machine.yaml"
+    path.write_text(path.read_text() + "  - {name: never, from: [], destination: idle}\n")
+    cache = SpecCache()
+    for _ in range(2):  # parsed, then served from the cache: the same warning
+        report = load(machines, cache)
+        assert sorted(s.name for s in report.specs) == ["a", "b"]
+        assert [str(p) for p in report.problems] == [
+            "a/machine.yaml:6:25: transitions[1].from: warning: transition 'never' has no "
+            "'from' states: it can never fire"
+        ]

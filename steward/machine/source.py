@@ -10,12 +10,14 @@ user sees them all at once.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from steward.errors import Problem, Severity
 from steward.machine.durations import parse_duration
@@ -90,11 +92,22 @@ def _lc(container: Any, kind: str, key: Any) -> tuple[int, int]:
 class Fields:
     """Typed, position-aware access to one YAML mapping."""
 
-    def __init__(self, mapping: CommentedMap, path: str, pos: Position, problems: Problems):
+    def __init__(
+        self,
+        mapping: CommentedMap,
+        path: str,
+        pos: Position,
+        problems: Problems,
+        *,
+        weak: bool = False,
+    ):
         self._map = mapping
         self._path = path
         self.pos = pos
         self.problems = problems
+        # Choria decodes watcher properties weakly (mapstructure's WeaklyTypedInput): "true"
+        # is a bool, "10" an int, 10 a string "10", a lone value a one-item list
+        self.weak = weak
         self._known: set[str] = set()
 
     @classmethod
@@ -134,19 +147,20 @@ class Fields:
             return None
         return self._map[key]
 
-    def _typed(self, key: str, required: bool, kind: type | tuple[type, ...], what: str) -> Any:
+    def _typed(self, key: str, required: bool, kind: type, what: str) -> Any:
         value = self._take(key, required)
         if value is None:
             if key in self._map and required:
                 self.error(key, f"must be {what}, not null")
             return None
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            self.error(key, f"must be {what}, not {type_name(value)}")
-            return None
-        if not isinstance(value, kind):
-            self.error(key, f"must be {what}, not {type_name(value)}")
-            return None
-        return value
+        if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+            return value
+        if self.weak:
+            coerced = weakly(value, kind)
+            if coerced is not None:
+                return coerced
+        self.error(key, f"must be {what}, not {type_name(value)}")
+        return None
 
     # typed accessors -----------------------------------------------------------------------
     def string(self, key: str, *, required: bool = False, non_empty: bool = True) -> str | None:
@@ -273,7 +287,11 @@ class Fields:
         base = self.child_path(key)
         for i, item in enumerate(value):
             line, col = _lc(value, "item", i)
+            if not line:  # a lone value read as a list: it is where the value is
+                line, col = self.value_pos(key).line, self.value_pos(key).column
             pos = Position(self.pos.file, line, col, f"{base}[{i}]")
+            if self.weak and not isinstance(item, str):
+                item = weakly(item, str) or item
             if not isinstance(item, str) or isinstance(item, bool):
                 self.problems.add(pos, f"must be a string, not {type_name(item)}")
             elif not item.strip():
@@ -284,11 +302,16 @@ class Fields:
             self.error(key, "must list at least one entry")
         return out
 
-    def mapping(self, key: str, *, required: bool = False) -> Fields | None:
+    def mapping(self, key: str, *, required: bool = False, weak: bool = False) -> Fields | None:
+        """A nested mapping; ``weak``: it (and what is below it) is decoded weakly."""
         value = self._typed(key, required, dict, "a mapping")
         if value is None:
             return None
-        return Fields(value, self.child_path(key), self.value_pos(key), self.problems)
+        if not isinstance(value, CommentedMap):  # weakly: an empty list is an empty mapping
+            value = CommentedMap()
+        return Fields(
+            value, self.child_path(key), self.value_pos(key), self.problems, weak=weak or self.weak
+        )
 
     def mappings(self, key: str, *, required: bool = False) -> list[Fields]:
         """A list of mappings, each wrapped as Fields with path ``key[i]``."""
@@ -303,7 +326,7 @@ class Fields:
             if not isinstance(item, CommentedMap):
                 self.problems.add(pos, f"must be a mapping, not {type_name(item)}")
                 continue
-            out.append(Fields(item, f"{base}[{i}]", pos, self.problems))
+            out.append(Fields(item, f"{base}[{i}]", pos, self.problems, weak=self.weak))
         return out
 
     def raw(self, key: str) -> Any:
@@ -323,3 +346,53 @@ class Fields:
             pos = Position(self.pos.file, line, col, self.child_path(name))
             known = ", ".join(sorted(self._known))
             self.problems.add(pos, f"unknown field {name!r}{hint} (known: {known})")
+
+
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False", "")
+_OCTAL = re.compile(r"^[+-]?0[0-7]+$")
+
+
+def weakly(value: Any, kind: type) -> Any:
+    """``value`` as ``kind`` the way Choria's mapstructure decoding (WeaklyTypedInput) turns
+    it into one, or None if it cannot: a bool from a number or ``strconv.ParseBool`` text, an
+    int from a bool, a whole float or ``strconv.ParseInt`` text (base prefixes, ``017`` is
+    octal), a string from a number or bool (``1``/``0``), a one-item list from a lone value,
+    an empty mapping from an empty list."""
+    if kind is bool:
+        if isinstance(value, int | float):
+            return value != 0
+        if isinstance(value, str):
+            return True if value in _TRUE else False if value in _FALSE else None
+    elif kind is int:
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, float) and math.isfinite(value):
+            return int(value)  # Go truncates
+        if isinstance(value, str):
+            return _parse_int(value)
+    elif kind is str:
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, float) and math.isfinite(value):
+            return format(Decimal(repr(value)).normalize(), "f")  # Go's %v of a float64
+    elif kind is list:
+        if isinstance(value, str | int | float | bool):
+            return CommentedSeq([value])
+    elif kind is dict and isinstance(value, list) and not value:
+        return CommentedMap()
+    return None
+
+
+def _parse_int(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return 0
+    try:
+        if _OCTAL.match(text):
+            return int(text, 8)
+        return int(text, 0)
+    except ValueError:
+        return None

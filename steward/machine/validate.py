@@ -314,11 +314,11 @@ def _properties(f: Fields, registry: WatcherRegistry, wtype: str | None, name: s
             f"supported: {', '.join(registry.names())}",
         )
         return None
-    props = f.mapping("properties")
+    props = f.mapping("properties", weak=True)  # as Choria decodes them: weakly typed
     if props is None:
         if f.has("properties") and f.raw("properties") is not None:
             return None  # wrong type, already reported
-        props = Fields(CommentedMap(), f.child_path("properties"), f.pos, f.problems)
+        props = Fields(CommentedMap(), f.child_path("properties"), f.pos, f.problems, weak=True)
     return watcher_type.Properties.parse(props)
 
 

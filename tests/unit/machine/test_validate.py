@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from steward.errors import Problem, Severity, SpecError
+from steward.machine.source import weakly
 from steward.machine.spec import MachineSpec
 from steward.machine.validate import check_references
 from steward.watchers.exec import ExecProperties
@@ -576,10 +578,10 @@ BAD_INPUTS = [
         id="exec-env-empty-key",
     ),
     pytest.param(
-        exec_property("environment: A=1"),
+        exec_property("environment: {A: 1}"),
         [
             "m.yaml:19:20: watchers[0].properties.environment: "
-            "must be a list of strings, not a string"
+            "must be a list of strings, not a mapping"
         ],
         id="exec-env-not-list",
     ),
@@ -724,11 +726,11 @@ def test_every_mistake_is_reported() -> None:
 def test_problems_in_different_watchers_are_all_reported() -> None:
     text = mutate("      command: ./check.sh\n", "      command: ./check.sh\n      timeout: 10\n")
     text = mutate("      timer: 5m\n", "      timer: soon\n", text)
-    text = mutate("      path: settings.json\n", "      path: 5\n", text)
+    text = mutate("      path: settings.json\n", "      path: [a]\n", text)
     assert messages(text) == [
         "m.yaml:19:16: watchers[0].properties.timeout: duration 10 has no unit (use e.g. 10s)",
         f"m.yaml:25:14: watchers[1].properties.timer: invalid duration 'soon' {DURATION_HINT}",
-        "m.yaml:29:13: watchers[2].properties.path: must be a string, not an integer",
+        "m.yaml:29:13: watchers[2].properties.path: must be a string, not a list",
     ]
 
 
@@ -1021,4 +1023,56 @@ def test_a_timer_with_success_transition_is_refused() -> None:
         "m.yaml:14:25: watchers[0].success_transition: a timer watcher never succeeds: it fires "
         "only fail_transition (Choria refuses it too: 'timer watcher does not support success "
         "events')"
+    ]
+
+
+def test_watcher_properties_are_weakly_typed_as_choria_decodes_them() -> None:
+    # Choria decodes properties with mapstructure's WeaklyTypedInput; its own machines rely on it
+    text = exec_property(
+        'parse_as_data: "true"\n      suppress_success_announce: 1\n'
+        '      environment: A=1\n      timeout: "2s"'
+    )
+    text = mutate("      path: settings.json\n", "      path: 5\n", text)
+    spec = parse(text)
+    exec_props = spec.watchers[0].properties
+    assert isinstance(exec_props, ExecProperties)
+    assert (exec_props.parse_as_data, exec_props.suppress_success_announce) == (True, True)
+    assert exec_props.environment == (("A", "1"),)
+    file_props = spec.watchers[2].properties
+    assert isinstance(file_props, FileProperties) and file_props.path == "5"
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "expected"),
+    [
+        ("true", bool, True),
+        ("F", bool, False),
+        ("", bool, False),
+        (2, bool, True),
+        (0.0, bool, False),
+        ("yes", bool, None),  # strconv.ParseBool does not know it
+        ("10", int, 10),
+        ("0x1f", int, 31),
+        ("017", int, 15),  # Go's base 0: a leading 0 is octal
+        ("-0b101", int, -5),
+        (True, int, 1),
+        (2.9, int, 2),  # truncated
+        ("ten", int, None),
+        (10, str, "10"),
+        (1.5, str, "1.5"),
+        (1.0, str, "1"),
+        (1e20, str, "100000000000000000000"),
+        (False, str, "0"),
+        ("a", list, ["a"]),
+        ([], dict, {}),
+        ({"a": 1}, list, None),
+    ],
+)
+def test_weak_decoding_follows_mapstructure(value: Any, kind: type, expected: Any) -> None:
+    assert weakly(value, kind) == expected
+
+
+def test_top_level_fields_stay_strict() -> None:
+    assert messages(mutate("name: demo", "name: 5")) == [
+        "m.yaml:1:7: name: must be a string, not an integer"
     ]

@@ -3,6 +3,7 @@ clock, and the validation messages of all three."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -448,3 +449,32 @@ BAD_PROPERTIES = [
 @pytest.mark.parametrize(("text", "expected"), BAD_PROPERTIES)
 def test_bad_properties(text: str, expected: list[str]) -> None:
     assert messages(text) == expected
+
+
+async def test_schedule_reentered_reports_again_unless_skip_trigger_on_reenter() -> None:
+    for skip, expected in ((False, 2), (True, 1)):
+        watcher, clock = schedule_watcher("*/10 * * * *", minutes=5)  # open 22:10-22:15
+        watcher.spec = replace(
+            watcher.spec, properties=replace(watcher.props, skip_trigger_on_reenter=skip)
+        )
+        watcher.activate()
+        await settle()
+        watcher.deactivate()  # the machine left the watcher's states, and comes back
+        await clock.advance(60)
+        watcher.activate()
+        await settle()
+        outcomes = [r.outcome for r in watcher.machine.results]
+        assert outcomes == [Outcome.SUCCESS] * expected
+        await clock.advance(4 * 60)  # 22:15: the window closes; the next one fires again
+        await clock.advance(5 * 60)
+        outcomes = [r.outcome for r in watcher.machine.results]
+        assert outcomes[-2:] == [Outcome.FAILURE, Outcome.SUCCESS]
+        await watcher.close()
+
+
+def test_schedule_duration_defaults_to_a_minute() -> None:
+    spec = parse(machine_yaml("schedule", "schedules: ['0 * * * *']"))
+    props = spec.watchers[0].properties
+    assert isinstance(props, ScheduleProperties)
+    assert props.windows.duration == timedelta(minutes=1)
+    assert props.skip_trigger_on_reenter is False

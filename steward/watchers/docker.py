@@ -87,12 +87,15 @@ class DockerProperties:
                     fields.error(key, f"applies to desired: running only (desired is {desired})")
         image = fields.string("image", required=desired is Desired.RUNNING) or ""
         command: tuple[str, ...] = ()
-        text = fields.string("command")
-        if text is not None:
-            try:
-                command = tuple(shlex.split(text))
-            except ValueError as exc:
-                fields.error("command", f"cannot split command: {exc}")
+        if isinstance(fields.raw("command"), list):  # the exec form, as in a compose file
+            command = tuple(text for text, _ in fields.strings("command"))
+        else:
+            text = fields.string("command")
+            if text is not None:
+                try:
+                    command = tuple(shlex.split(text))
+                except ValueError as exc:
+                    fields.error("command", f"cannot split command: {exc}")
         docker_host = fields.string("docker_host") or ""
         if docker_host and "://" not in docker_host:
             fields.error(
@@ -103,7 +106,7 @@ class DockerProperties:
             desired=desired,
             image=image,
             command=command,
-            env=fields.assignments("env"),
+            env=_env(fields),
             ports=_ports(fields),
             volumes=_volumes(fields),
             labels=_labels(fields),
@@ -116,6 +119,22 @@ class DockerProperties:
 
 
 E = TypeVar("E", bound=StrEnum)
+
+
+def _env(fields: Fields) -> tuple[tuple[str, str], ...]:
+    """``env`` as a list of ``KEY=VALUE`` or, as compose files write it, a mapping."""
+    mapping = fields.mapping("env") if isinstance(fields.raw("env"), dict) else None
+    if mapping is None:
+        return fields.assignments("env")
+    out: list[tuple[str, str]] = []
+    for key in list(mapping.keys()):
+        value = mapping.string(key, non_empty=False)
+        if not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            mapping.problems.add(mapping.key_pos(key), f"not a valid variable name: {key!r}")
+        elif value is not None:
+            out.append((key, value))
+    mapping.finish()
+    return tuple(out)
 
 
 def _choice(fields: Fields, key: str, kind: type[E], default: E) -> E:

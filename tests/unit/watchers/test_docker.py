@@ -147,3 +147,32 @@ def test_desired_state_holds(
     desired: Desired, state: ContainerState, expected: bool | None
 ) -> None:
     assert holds(desired, state) is expected
+
+
+def test_command_as_a_list_and_env_as_a_mapping_as_compose_files_write_them() -> None:
+    props = (
+        parse(
+            machine_yaml(
+                "docker",
+                "container: agent",
+                "desired: running",
+                "image: steward-test/busybox:latest",
+                "command: [/bin/busybox, sh, -c, 'echo $MODE; sleep 3600']",
+                "env: {MODE: agent, PORT: 8080}",
+            )
+        )
+        .watchers[0]
+        .properties
+    )
+    assert isinstance(props, DockerProperties)
+    assert props.command == ("/bin/busybox", "sh", "-c", "echo $MODE; sleep 3600")
+    assert props.env == (("MODE", "agent"), ("PORT", "8080"))
+
+
+def test_a_bad_env_name_in_a_mapping_is_reported_where_it_is() -> None:
+    text = machine_yaml(
+        "docker", "container: agent", "desired: running", "image: x", "env: {1BAD: v}"
+    )
+    assert messages(text) == [
+        "m.yaml:19:13: watchers[0].properties.env.1BAD: not a valid variable name: '1BAD'"
+    ]

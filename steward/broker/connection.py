@@ -88,6 +88,9 @@ class NatsConnection:
             log.warning(message, extra={"error": message})
         self.state.last_error = message
 
+    def succeeded(self, at: float) -> None:
+        self.state.last_success = at
+
     def status(self) -> dict[str, Any]:
         s = self.state
         return {

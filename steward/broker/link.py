@@ -23,6 +23,7 @@ class ConnectionState:
     disconnects: int = 0
     errors: int = 0  # connection errors, and failures its users reported (publishes …)
     last_error: str | None = None
+    last_success: float | None = None  # wall clock of the last acknowledged exchange
 
 
 class NatsLink(Protocol):
@@ -53,6 +54,10 @@ class NatsLink(Protocol):
         """A failure of something done over the connection (a publish, a stream call)."""
         ...
 
+    def succeeded(self, at: float) -> None:
+        """Something done over the connection was acknowledged at ``at`` (wall clock)."""
+        ...
+
     def status(self) -> dict[str, Any] | None: ...
 
 
@@ -79,6 +84,9 @@ class NoNats:
         raise NatsUnavailable("no NATS is configured (nats.servers in steward.yaml)")
 
     def report(self, message: str) -> None:
+        pass
+
+    def succeeded(self, at: float) -> None:
         pass
 
     def status(self) -> dict[str, Any] | None:

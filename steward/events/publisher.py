@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -166,6 +167,8 @@ class NatsPublisher:
                 self.published += len(rows)
         except (NatsError, TimeoutError, OSError) as exc:
             self._nats.report(f"publish failed: {type(exc).__name__}: {exc}")
+        if last is not None:
+            self._nats.succeeded(time.time())
         return last
 
     async def _publish(self, js: Any, row: OutboxRow) -> None:

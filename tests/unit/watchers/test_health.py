@@ -295,7 +295,7 @@ def test_valid_nagios_and_schedule_properties() -> None:
         CommandProbe(
             "/usr/lib/nagios/plugins/check_load -r", ("/usr/lib/nagios/plugins/check_load", "-r")
         ),
-        (("team", "ops"),),
+        annotations=(("team", "ops"),),
     )
     spec = parse(
         machine_yaml(
@@ -404,14 +404,27 @@ BAD_PROPERTIES = [
         id="nagios-bad-plugin",
     ),
     pytest.param(
-        machine_yaml("nagios", "builtin: heartbeat"),
+        machine_yaml("nagios", "builtin: ping"),
         [
-            "m.yaml:16:7: watchers[0].properties: missing required field "
-            "'watchers[0].properties.plugin'",
-            "m.yaml:16:16: watchers[0].properties.builtin: Choria's builtin checks are not "
-            "supported; use 'plugin'",
+            "m.yaml:16:16: watchers[0].properties.builtin: must be one of heartbeat, goss, "
+            "choria_status, got 'ping'"
         ],
-        id="nagios-builtin",
+        id="nagios-unknown-builtin",
+    ),
+    pytest.param(
+        machine_yaml("nagios", "builtin: heartbeat", "plugin: check_x"),
+        ["m.yaml:17:15: watchers[0].properties.plugin: set either plugin or builtin, not both"],
+        id="nagios-builtin-and-plugin",
+    ),
+    pytest.param(
+        machine_yaml("nagios", "builtin: goss"),
+        ["m.yaml:16:7: watchers[0].properties: the goss builtin needs 'gossfile'"],
+        id="nagios-goss-without-gossfile",
+    ),
+    pytest.param(
+        machine_yaml("nagios", "builtin: choria_status"),
+        ["m.yaml:16:7: watchers[0].properties: the choria_status builtin needs 'last_message'"],
+        id="nagios-choria-status-without-last-message",
     ),
     pytest.param(
         machine_yaml(

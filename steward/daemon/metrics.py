@@ -38,6 +38,7 @@ from steward.clock import Clock
 from steward.events.outbox import OutboxStats
 from steward.events.publisher import NoPublisher, Publisher
 from steward.machine.runtime import RunningMachine, TransitionResult
+from steward.watchers import metric as metric_watcher
 from steward.watchers.base import Watcher, WatcherResult
 
 log = logging.getLogger("steward.metrics")
@@ -211,6 +212,7 @@ class StewardCollector:
         machines = list(self._machines.values())
         yield from self._machine_families(machines)
         yield from self._watcher_families(machines)
+        yield from self._metric_watcher_families(machines)
         yield from self._event_families()
         yield from self._reload_families()
 
@@ -275,6 +277,21 @@ class StewardCollector:
                     for label, value in perfdata_values(w.last_result.payload).items():
                         perfdata.add_metric([m.name, w.name, label], value)
         yield from (active, perfdata)
+
+    def _metric_watcher_families(self, machines: list[RunningMachine]) -> Iterator[Metric]:
+        """The values of metric watchers' last checks, one gauge family per name (Choria's
+        ``choria_machine_metric_watcher_<watcher>_<metric>``); labels vary by watcher."""
+        families: dict[str, Metric] = {}
+        for m in machines:
+            for w in m.watchers:
+                if not isinstance(w, metric_watcher.MetricWatcher):
+                    continue
+                for name, labels, value in metric_watcher.prometheus_samples(m.name, w):
+                    family = families.get(name)
+                    if family is None:
+                        family = families[name] = Metric(name, "Choria metric watcher", "gauge")
+                    family.add_sample(name, labels, value)
+        yield from families.values()
 
     def _event_families(self) -> Iterator[Metric]:
         stats = self._outbox.outbox_snapshot()

@@ -30,8 +30,11 @@ def default_registry() -> WatcherRegistry:
     """The watcher types steward ships."""
     from steward.watchers import docker as docker_watcher
     from steward.watchers import exec as exec_watcher
+    from steward.watchers import expression as expression_watcher
     from steward.watchers import file as file_watcher
+    from steward.watchers import gossip as gossip_watcher
     from steward.watchers import health as health_watcher
+    from steward.watchers import metric as metric_watcher
     from steward.watchers import nagios as nagios_watcher
     from steward.watchers import schedule as schedule_watcher
     from steward.watchers import timer as timer_watcher
@@ -45,5 +48,8 @@ def default_registry() -> WatcherRegistry:
             nagios_watcher.NagiosWatcher,
             schedule_watcher.ScheduleWatcher,
             docker_watcher.DockerWatcher,
+            gossip_watcher.GossipWatcher,
+            metric_watcher.MetricWatcher,
+            expression_watcher.ExpressionWatcher,
         ]
     )

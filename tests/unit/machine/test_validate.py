@@ -18,8 +18,11 @@ from steward.machine.spec import MachineSpec
 from steward.machine.validate import check_references
 from steward.watchers.exec import ExecProperties
 from steward.watchers.file import FileProperties
+from steward.watchers.registry import default_registry
 from steward.watchers.timer import TimerProperties
 from tests.support.machines import MINIMAL, messages, parse, problems
+
+SUPPORTED = ", ".join(default_registry().names())  # the error lists every registered type
 
 CONFORMANCE = Path("/work/shared/conformance/choria")
 
@@ -362,7 +365,7 @@ BAD_INPUTS = [
         mutate("    type: exec\n", "    type: kv\n"),
         [
             "m.yaml:13:11: watchers[0].type: unsupported watcher type 'kv' (watcher 'check'); "
-            "supported: docker, exec, file, health, nagios, schedule, timer"
+            f"supported: {SUPPORTED}"
         ],
         id="unsupported-type",
     ),
@@ -803,8 +806,7 @@ def test_unsupported_type_of_unnamed_watcher() -> None:
     text = mutate("  - name: check\n    type: exec\n", "  - type: kv\n")
     assert messages(text) == [
         "m.yaml:12:5: watchers[0]: missing required field 'watchers[0].name'",
-        "m.yaml:12:11: watchers[0].type: unsupported watcher type 'kv'; "
-        "supported: docker, exec, file, health, nagios, schedule, timer",
+        f"m.yaml:12:11: watchers[0].type: unsupported watcher type 'kv'; supported: {SUPPORTED}",
     ]
 
 
@@ -881,13 +883,13 @@ def test_machine_manager_names_each_unsupported_type_and_watcher() -> None:
     assert [str(p) for p in conformance_problems("machine-manager.yaml")] == [
         "machine-manager.yaml:26:11: watchers[0].type: unsupported watcher type 'kv' "
         "(watcher 'initial_specification'); "
-        "supported: docker, exec, file, health, nagios, schedule, timer",
+        f"supported: {SUPPORTED}",
         "machine-manager.yaml:38:11: watchers[1].type: unsupported watcher type 'kv' "
         "(watcher 'specification'); "
-        "supported: docker, exec, file, health, nagios, schedule, timer",
+        f"supported: {SUPPORTED}",
         "machine-manager.yaml:49:11: watchers[2].type: unsupported watcher type 'machines' "
         "(watcher 'manage_machines'); "
-        "supported: docker, exec, file, health, nagios, schedule, timer",
+        f"supported: {SUPPORTED}",
     ]
 
 

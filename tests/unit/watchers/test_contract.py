@@ -32,6 +32,9 @@ SAMPLES: dict[str, str] = {
     "nagios": "plugin: ./slow.sh",
     "schedule": "schedules: ['* * * * *']\nduration: 1m",
     "docker": "container: steward-contract\ndocker_host: unix:///nonexistent/docker.sock",
+    "gossip": "subject: steward.contract\npayload: hello",
+    "metric": "command: ./slow.sh\ntimeout: 60s",
+    "expression": "success_when: data.key == 'value'",
 }
 TYPES = default_registry().names()
 

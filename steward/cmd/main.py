@@ -97,6 +97,11 @@ def cli() -> None:
     metavar="ADDR",
     help="Prometheus endpoint HOST:PORT (default 127.0.0.1:9464; port 0: any free; off: none).",
 )
+@click.option(
+    "--facts",
+    type=click.Path(dir_okay=False),
+    help="The node's facts: a JSON or YAML (.yaml/.yml) file holding a mapping.",
+)
 @friendly
 def run(
     machines_dir: str | None,
@@ -111,6 +116,7 @@ def run(
     nats_stream: str | None,
     nats_credentials: str | None,
     metrics_listen: str | None,
+    facts: str | None,
 ) -> None:
     """Run the daemon in the foreground."""
     from steward.daemon.logs import setup_logging
@@ -132,6 +138,7 @@ def run(
             "nats_stream": nats_stream,
             "nats_credentials": nats_credentials,
             "metrics_listen": metrics_listen,
+            "facts": facts,
         },
     )
     setup_logging(config.log_format, config.log_level)

@@ -68,6 +68,12 @@ def render_status(data: dict[str, Any], now: float | None = None) -> str:
             f"events: {outbox.get('events', 0)} in the outbox, "
             f"{outbox.get('dropped', 0)} dropped; {link}"
         )
+    facts = data.get("facts") or {}
+    if facts.get("file"):
+        lines.append(
+            f"facts: {facts.get('count', 0)} from {facts['file']}"
+            + (f" (! {facts['error']}; keeping the last good facts)" if facts.get("error") else "")
+        )
     problems = [p for p in data.get("problems", []) if p.get("severity") == "error"]
     if problems:
         lines.append("")

@@ -49,6 +49,7 @@ class Config:
     outbox: OutboxLimits = field(default_factory=OutboxLimits)
     rescan_interval: float = DEFAULT_RESCAN_INTERVAL  # reload.rescan_interval
     metrics_listen: tuple[str, int] | None = DEFAULT_METRICS_LISTEN  # None: no metrics endpoint
+    facts: Path | None = None  # the node's facts (JSON, or YAML by suffix); Choria's plugin.yaml
     source: Path | None = None  # the file this came from, if any
 
     @property
@@ -127,6 +128,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, str]:
         "STEWARD_NATS_STREAM": "nats_stream",
         "STEWARD_NATS_CREDENTIALS": "nats_credentials",
         "STEWARD_METRICS_LISTEN": "metrics_listen",
+        "STEWARD_FACTS": "facts",
     }
     out: dict[str, Any] = {field: env[var] for var, field in keys.items() if env.get(var)}
     if "nats_servers" in out:
@@ -149,7 +151,7 @@ def _apply(config: Config, values: Mapping[str, Any], base: Path) -> Config:
                 changes[key] = parse_listen(value)
             except ValueError as exc:
                 raise ConfigError(f"metrics listen address {exc}") from None
-        elif key in ("machines_dir", "state_dir", "socket"):
+        elif key in ("machines_dir", "state_dir", "socket", "facts"):
             p = Path(value).expanduser()
             changes[key] = p if p.is_absolute() else base / p
         else:
@@ -172,7 +174,7 @@ def _read_file(path: Path) -> Config:
     doc = Fields.document(data, problems) if data is not None else None
     values: dict[str, Any] = {}
     if doc is not None:
-        for key in ("node", "machines_dir", "state_dir"):
+        for key in ("node", "machines_dir", "state_dir", "facts"):
             value = doc.string(key)
             if value is not None:
                 values[key] = value

@@ -1,7 +1,7 @@
 """The daemon: startup → main loop → shutdown, like uvicorn's ``serve()``.
 
 Signal handlers only set flags. SIGTERM/SIGINT stop gracefully within ``shutdown_timeout``;
-a second one forces the stop. SIGHUP rescans the machines directory.
+a second one forces the stop. SIGHUP rescans the machines directory (and re-reads the facts).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from steward.broker.link import NoNats
 from steward.clock import Clock, SystemClock
 from steward.daemon.api import ControlSocket
 from steward.daemon.config import Config
+from steward.daemon.facts import FactsFile
 from steward.daemon.loader import LoadReport, SpecCache, display_path, load_directory
 from steward.daemon.metrics import (
     MachineMetrics,
@@ -45,7 +46,7 @@ from steward.machine.persistence import SqliteStore
 from steward.machine.services import NodeServices
 from steward.machine.spec import MachineSpec
 from steward.processes import ProcessTable
-from steward.watchers.context import NodeIdentity
+from steward.watchers.context import Facts, NodeIdentity
 from steward.watchers.docker_engine import DockerEngines
 from steward.watchers.registry import WatcherRegistry, default_registry
 
@@ -93,9 +94,11 @@ class Daemon:
         self.reloads = ReloadStats()
         self.metrics_registry = new_registry()
         self.machine_metrics = MachineMetrics(self.metrics_registry)
+        facts = Facts()  # shared by every watcher; refreshed from the file at each rescan
+        self.facts_file = FactsFile(config.facts, facts, self.clock)
         self.node = Node(
             NodeServices(
-                identity=NodeIdentity(config.node),
+                identity=NodeIdentity(config.node, facts),
                 store=self.store,
                 events=self.events,
                 registry=self.registry,
@@ -224,6 +227,7 @@ class Daemon:
         its machine; an unchanged machine is never touched.
         """
         self.reloads.rescans += 1
+        await self.facts_file.refresh()  # before machines start: their first runs see facts
         try:
             report = await asyncio.to_thread(
                 partial(
@@ -396,6 +400,7 @@ class Daemon:
                 "error": self.metrics_error,
             },
             "reload": self.reloads.as_dict(),
+            "facts": self.facts_file.status(),
             "problems": [p.as_dict() for p in self.problems],
         }
 

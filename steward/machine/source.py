@@ -24,7 +24,15 @@ from steward.machine.durations import parse_duration
 from steward.machine.yamldoc import load_yaml
 from steward.templates import Template, TemplateError
 
-__all__ = ["Fields", "Position", "Problems", "load_yaml", "type_name"]
+__all__ = [
+    "Fields",
+    "Position",
+    "Problems",
+    "load_yaml",
+    "split_assignment",
+    "split_command",
+    "type_name",
+]
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,34 @@ def type_name(value: object) -> str:
     if isinstance(value, list):
         return "a list"
     return type(value).__name__
+
+
+def template_place(text: str, column: int) -> str:
+    """Where ``column`` (1-based, across lines) of a template's text is, for a message."""
+    before = text[: max(column - 1, 0)]
+    if "\n" not in before:
+        return f"column {column} of the template"
+    line = before.count("\n") + 1
+    return f"line {line}, column {column - before.rfind(chr(10)) - 1} of the template"
+
+
+def split_command(command: str) -> tuple[str, ...]:
+    """A command line split with shlex (no shell); ValueError says why it cannot be."""
+    try:
+        argv = tuple(shlex.split(command))
+    except ValueError as exc:
+        raise ValueError(f"cannot split command: {exc}") from None
+    if not argv or not argv[0]:
+        raise ValueError("must not be empty")
+    return argv
+
+
+def split_assignment(item: str) -> tuple[str, str]:
+    """``KEY=VALUE`` as (KEY, VALUE); ValueError unless KEY is a valid variable name."""
+    name, sep, value = item.partition("=")
+    if not sep or not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+        raise ValueError(f"must be KEY=VALUE with a valid variable name, got {item!r}")
+    return name, value
 
 
 def _lc(container: Any, kind: str, key: Any) -> tuple[int, int]:
@@ -177,11 +213,26 @@ class Fields:
         text = self.string(key, required=required)
         if text is None:
             return None
+        return self.parse_template(text, self.value_pos(key))
+
+    def parse_template(self, text: str, pos: Position) -> Template | None:
+        """``text`` (the value at ``pos``) as a template of a watcher property; a problem
+        naming the column inside the template if it is not one."""
         try:
-            return Template.parse(text)
+            template = Template.parse(text)
         except TemplateError as exc:
-            self.error(key, f"invalid template: {exc.message}")
+            self.problems.add(
+                pos, f"invalid template ({template_place(text, exc.column)}): {exc.message}"
+            )
             return None
+        if template.uses_dot:
+            self.problems.add(
+                pos,
+                "invalid template: '.' holds nothing in a watcher property (Choria gives "
+                'these templates no data); use lookup "facts.NAME" or lookup "data.NAME"',
+            )
+            return None
+        return template
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self._typed(key, False, bool, "true or false")
@@ -255,27 +306,58 @@ class Fields:
         command = self.string(key, required=True)
         if command is None:
             return None
+        argv = self._split(key, command)
+        return None if argv is None else (command, argv)
+
+    def command_template(self, key: str) -> tuple[Template, tuple[str, ...]] | None:
+        """A required command line that may hold template actions: the template, and its
+        argv split now when it has none (``()`` otherwise: it is split after each render)."""
+        command = self.string(key, required=True)
+        if command is None:
+            return None
+        template = self.parse_template(command, self.value_pos(key))
+        if template is None:
+            return None
+        if not template.static:
+            return template, ()
+        argv = self._split(key, template.render({}, {}))
+        return None if argv is None else (template, argv)
+
+    def _split(self, key: str, command: str) -> tuple[str, ...] | None:
         try:
-            argv = tuple(shlex.split(command))
+            argv = split_command(command)
         except ValueError as exc:
-            self.error(key, f"cannot split command: {exc}")
+            self.error(key, str(exc))
             return None
-        if not argv or not argv[0]:
-            self.error(key, "must not be empty")
-            return None
-        return command, argv
+        return argv
 
     def assignments(self, key: str) -> tuple[tuple[str, str], ...]:
         """A list of ``KEY=VALUE`` strings (environment variables), each checked."""
         out: list[tuple[str, str]] = []
         for item, pos in self.strings(key):
-            name, sep, value = item.partition("=")
-            if not sep or not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
-                self.problems.add(
-                    pos, f"must be KEY=VALUE with a valid variable name, got {item!r}"
-                )
-            else:
-                out.append((name, value))
+            try:
+                out.append(split_assignment(item))
+            except ValueError as exc:
+                self.problems.add(pos, str(exc))
+        return tuple(out)
+
+    def assignment_templates(self, key: str) -> tuple[Template, ...]:
+        """A list of ``KEY=VALUE`` strings that may hold template actions. A static entry is
+        checked now, and so is the name of one whose actions are all after the ``=``; one
+        that makes its name with an action is checked after each render."""
+        out: list[Template] = []
+        for item, pos in self.strings(key):
+            template = self.parse_template(item, pos)
+            if template is None:
+                continue
+            head = template.render({}, {}) if template.static else item.split("{{", 1)[0]
+            if template.static or "=" in head:
+                try:
+                    split_assignment(head)
+                except ValueError as exc:
+                    self.problems.add(pos, str(exc))
+                    continue
+            out.append(template)
         return tuple(out)
 
     def strings(self, key: str, *, required: bool = False) -> list[tuple[str, Position]]:

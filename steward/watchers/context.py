@@ -3,7 +3,7 @@
 Everything a watcher shares with the rest of the daemon comes through here, so no watcher
 holds a global or a connection of its own: time and randomness (injected, so tests drive
 them), a scratch directory for files commands read, the daemon's NATS connection (or
-``NO_NATS``), the Docker engines, the machine's process tracking, and the node's identity.
+``NO_NATS``), the Docker engines, the machine's process tracking, and the node's identity and facts.
 The daemon builds one context per machine (``NodeServices.watcher_context``); a unit test
 builds one from fakes.
 """
@@ -23,12 +23,28 @@ from steward.processes.table import MachineProcesses
 from steward.watchers.docker_engine import DockerEngines
 
 
+class Facts:
+    """The node's facts as last read (Choria's facts file): one object the whole daemon
+    shares. A reload swaps ``current`` for a new mapping, so every watcher's next run sees the
+    new facts; a failed reload keeps the last good ones and sets ``error``."""
+
+    __slots__ = ("current", "error")
+
+    def __init__(self, facts: Mapping[str, Any] | None = None) -> None:
+        self.current: Mapping[str, Any] = MappingProxyType(dict(facts or {}))
+        self.error: str | None = None  # why the last read failed; None after a good one
+
+    def replace(self, facts: Mapping[str, Any]) -> None:
+        self.current = MappingProxyType(dict(facts))
+        self.error = None
+
+
 @dataclass(frozen=True)
 class NodeIdentity:
     """Who this node is: its name (the NATS identity) and its facts."""
 
     name: str
-    facts: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    facts: Facts = field(default_factory=Facts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,10 @@ every watcher that runs commands). On timeout or cancellation the whole process 
 killed. Captured output is capped. With ``parse_as_data`` the command's stdout must be a
 JSON object, which is merged into the machine's data; the machine's data is in the JSON file
 ``$WATCHER_DATA`` names, kept in the daemon's scratch directory.
+
+``command`` and each ``environment`` entry may hold Choria template actions
+(``{{ lookup "facts.x" "default" }}``): rendered at each run over the node's facts and the
+machine's data, then split, as Choria does. A static command is split once, at load.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from steward.machine.source import Fields
+from steward.machine.source import Fields, split_assignment, split_command
 from steward.processes import ProcessRun, first_line, minimal_environment, resolve_program
+from steward.templates import Template, TemplateError
 from steward.watchers.base import MachineHandle, Outcome, Watcher, WatcherResult
 
 TYPE = "exec"
@@ -28,29 +34,56 @@ PAYLOAD_OUTPUT = 1024  # characters of output carried in the watcher's state
 
 @dataclass(frozen=True)
 class ExecProperties:
-    command: str
-    argv: tuple[str, ...]
+    command: Template
+    argv: tuple[str, ...]  # split at load when the command has no actions; () when it has
     timeout: float = 10.0
-    environment: tuple[tuple[str, str], ...] = ()
+    environment: tuple[Template, ...] = ()  # KEY=VALUE each
     parse_as_data: bool = False
     suppress_success_announce: bool = False
     gather_initial_state: bool = False
 
     @classmethod
     def parse(cls, fields: Fields) -> Self:
-        command, argv = fields.command_line("command") or ("", ())
+        command, argv = fields.command_template("command") or (Template(""), ())
         timeout = fields.duration("timeout", minimum=0.001, minimum_text="1ms")
         props = cls(
             command=command,
             argv=argv,
             timeout=10.0 if timeout is None else timeout,
-            environment=fields.assignments("environment"),
+            environment=fields.assignment_templates("environment"),
             parse_as_data=fields.boolean("parse_as_data", False),
             suppress_success_announce=fields.boolean("suppress_success_announce", False),
             gather_initial_state=fields.boolean("gather_initial_state", False),
         )
         fields.finish(" in exec properties")
         return props
+
+    def command_line(self, facts: Mapping[str, Any], data: Mapping[str, Any]) -> CommandLine:
+        """The command rendered and split, and the environment entries rendered;
+        TemplateError or ValueError (a line shlex cannot split) when that fails."""
+        text = self.command.render(facts, data)
+        try:
+            argv = self.argv or split_command(text)
+        except ValueError as exc:
+            raise ValueError(f"command {text!r}: {exc}") from None
+        env: list[tuple[str, str]] = []
+        for i, entry in enumerate(self.environment):
+            try:
+                env.append(split_assignment(entry.render(facts, data)))
+            except TemplateError as exc:
+                raise TemplateError(f"environment[{i}]: {exc.message}", exc.column) from None
+            except ValueError as exc:
+                raise ValueError(f"environment[{i}]: {exc}") from None
+        return CommandLine(text, argv, tuple(env))
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """One run's command: the text (the rendered template), its argv and its environment."""
+
+    text: str
+    argv: tuple[str, ...]
+    environment: tuple[tuple[str, str], ...]
 
 
 class ExecWatcher(Watcher):
@@ -72,30 +105,44 @@ class ExecWatcher(Watcher):
             self.context.scratch_dir, f"steward-data-{self.machine.name}-{self.name}-"
         )
 
-    def _environment(self, data_file: str) -> dict[str, str]:
+    def _environment(self, data_file: str, extra: tuple[tuple[str, str], ...]) -> dict[str, str]:
         env = command_environment(self.machine, self.name)
         env["WATCHER_DATA"] = data_file
-        env.update(self.props.environment)
+        env.update(extra)
         return env
 
     async def check(self) -> WatcherResult:
         props = self.props
         previous = self.last_result.outcome.value if self.last_result else None
         base_payload: dict[str, Any] = {
-            "command": props.command,
+            "command": props.command.source,
             "previous_outcome": previous,
             "previous_run_time": self.last_duration,
         }
-        env = self._environment(self._data_file.update(self.machine.data_snapshot()))
-        program = resolve_program(props.argv[0], self.machine.directory, env["PATH"])
+        data = self.machine.data_snapshot()
+        try:
+            line = props.command_line(self.context.node.facts.current, data)
+        except TemplateError as exc:
+            return WatcherResult(
+                Outcome.ERROR,
+                f"template: {exc.message}",
+                payload={**base_payload, "exit_code": None},
+            )
+        except ValueError as exc:
+            return WatcherResult(
+                Outcome.ERROR, str(exc), payload={**base_payload, "exit_code": None}
+            )
+        base_payload["command"] = line.text  # what ran, after rendering
+        env = self._environment(self._data_file.update(data), line.environment)
+        program = resolve_program(line.argv[0], self.machine.directory, env["PATH"])
         if program is None:
             return WatcherResult(
                 Outcome.ERROR,
-                f"command not found: {props.argv[0]}",
+                f"command not found: {line.argv[0]}",
                 payload={**base_payload, "exit_code": None},
             )
         run = await self.context.processes.run(
-            (program, *props.argv[1:]), self.machine.directory, env, props.timeout
+            (program, *line.argv[1:]), self.machine.directory, env, props.timeout
         )
         return self._result(run, base_payload)
 

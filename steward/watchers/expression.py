@@ -126,7 +126,8 @@ class ExpressionWatcher(Watcher):
         return Match.NO_MATCH
 
     def _environment(self) -> dict[str, Any]:
-        facts: Mapping[str, Any] = self.context.node.facts  # read at each check: facts change
+        # read at each check: a reload of the facts file swaps them
+        facts: Mapping[str, Any] = self.context.node.facts.current
 
         def get_fact(query: Any) -> Any:
             if not isinstance(query, str):

@@ -214,7 +214,7 @@ class GossipWatcher(Watcher):
             reg = props.registration
             return reg.subject(self.context.processes.instance), reg.payload()
         assert props.subject is not None and props.payload is not None
-        facts, data = self.context.node.facts, self.machine.data_snapshot()
+        facts, data = self.context.node.facts.current, self.machine.data_snapshot()
         subject = props.subject.render(facts, data)
         problem = subject_problem(subject)
         if problem:

@@ -141,7 +141,7 @@ class MetricWatcher(Watcher):
 
     async def check(self) -> WatcherResult:
         props = self.props
-        facts, data = self.context.node.facts, self.machine.data_snapshot()
+        facts, data = self.context.node.facts.current, self.machine.data_snapshot()
         try:
             command = props.command.render(facts, data)
             argv = shlex.split(command)
@@ -198,7 +198,7 @@ class MetricWatcher(Watcher):
         props = self.props
         if props.graphite_host is None or props.graphite_port is None or not reading.metrics:
             return None
-        facts, data = self.context.node.facts, self.machine.data_snapshot()
+        facts, data = self.context.node.facts.current, self.machine.data_snapshot()
         try:
             host = props.graphite_host.render(facts, data)
             port = int(props.graphite_port.render(facts, data))

@@ -26,7 +26,7 @@ from steward.machine.source import Fields
 from steward.machine.spec import MachineSpec
 from steward.processes import ProcessTable
 from steward.watchers.base import Outcome, Watcher, WatcherResult
-from steward.watchers.context import NodeIdentity, WatcherContext
+from steward.watchers.context import Facts, NodeIdentity, WatcherContext
 from steward.watchers.docker_engine import DockerEngines
 from steward.watchers.registry import WatcherRegistry
 
@@ -206,9 +206,11 @@ def fake_context(
     processes: ProcessTable | None = None,
     machine: str = "m1",
     node: str = "n1",
+    facts: Facts | None = None,
 ) -> WatcherContext:
     """A watcher context for one watcher outside any daemon: the real clock and process
-    table unless the test gives its own, no NATS, a private scratch dir."""
+    table unless the test gives its own, no NATS, a private scratch dir, no facts unless
+    given (a ``Facts`` the test may ``replace``)."""
     return WatcherContext(
         clock=clock or SystemClock(),
         rng=rng or random.Random(0),
@@ -216,7 +218,7 @@ def fake_context(
         nats=nats or NoNats(),
         docker=docker or DockerEngines(),
         processes=(processes or ProcessTable()).for_machine(machine, "instance-1"),
-        node=NodeIdentity(node),
+        node=NodeIdentity(node, facts if facts is not None else Facts()),
     )
 
 

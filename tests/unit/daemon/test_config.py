@@ -131,7 +131,7 @@ def test_unknown_keys_name_file_line_and_column(tmp_path: Path) -> None:
         "invalid config:\n"
         f"{path}:4:3: log.colour: unknown field 'colour' in log (known: format, level)\n"
         f"{path}:5:1: nmae: unknown field 'nmae' "
-        "(known: api, events, log, machines_dir, metrics, nats, node, reload, state_dir)"
+        "(known: api, events, facts, log, machines_dir, metrics, nats, node, reload, state_dir)"
     )
 
 
@@ -265,3 +265,18 @@ def test_bad_metrics_listen_names_its_position(tmp_path: Path, text: str) -> Non
     message = config_error(path, env={})
     assert f"{path}:2:11: metrics.listen: must be HOST:PORT" in message
     assert "must be HOST:PORT" in config_error(None, env={}, overrides={"metrics_listen": text})
+
+
+def test_facts_file_from_file_env_and_flag(tmp_path: Path) -> None:
+    assert load_config(None, env={}).facts is None
+    cfg = write(tmp_path, "facts: facts.yaml\n")
+    assert load_config(cfg, env={}).facts == tmp_path / "facts.yaml"  # beside the config
+    env = {"STEWARD_FACTS": "/etc/facts.json"}
+    assert load_config(cfg, env=env).facts == Path("/etc/facts.json")
+    flag = load_config(cfg, env=env, overrides={"facts": "rel.json"}).facts
+    assert flag == Path.cwd() / "rel.json"
+
+
+def test_facts_must_be_a_path_string(tmp_path: Path) -> None:
+    message = config_error(write(tmp_path, "facts: [a.json]\n"))
+    assert "steward.yaml:1:8: facts: must be a string, not a list" in message

@@ -308,11 +308,12 @@ async def test_a_check_that_swallows_cancellation_still_stops_its_loop() -> None
 async def test_gather_initial_state_never_runs_a_command_in_an_excluded_state(
     tmp_path: Path,
 ) -> None:
+    from steward.templates import Template
     from steward.watchers.exec import ExecProperties, ExecWatcher
 
     marker = tmp_path / "ran"
     props = ExecProperties(
-        command="touch ran", argv=("touch", str(marker)), gather_initial_state=True
+        command=Template.parse("touch ran"), argv=("touch", str(marker)), gather_initial_state=True
     )
     spec = replace(
         machine_spec(w("cleanup", states=("c",), wtype="exec", props=props)),

@@ -16,6 +16,7 @@ from steward.errors import Problem, Severity, SpecError
 from steward.machine.source import weakly
 from steward.machine.spec import MachineSpec
 from steward.machine.validate import check_references
+from steward.templates import Template
 from steward.watchers.exec import ExecProperties
 from steward.watchers.file import FileProperties
 from steward.watchers.registry import default_registry
@@ -118,7 +119,7 @@ def test_base_machine_is_valid() -> None:
     assert [t.name for t in spec.transitions] == ["start", "stop"]
     assert [w.name for w in spec.watchers] == ["check", "deadline", "settings"]
     check, deadline, settings = spec.watchers
-    assert check.properties == ExecProperties(command="./check.sh", argv=("./check.sh",))
+    assert check.properties == ExecProperties(command=Template("./check.sh"), argv=("./check.sh",))
     assert check.interval == 10.0
     assert deadline.properties == TimerProperties(timer=300.0)
     assert settings.properties == FileProperties(path="settings.json")
@@ -134,7 +135,7 @@ def test_optional_fields_are_read() -> None:
     assert (spec.splay_start, spec.resume, spec.description) == (30.0, False, "a demo")
     props = spec.watchers[0].properties
     assert props.timeout == 90.0
-    assert props.environment == (("A", "1"), ("B_2", "x=y"))
+    assert [t.source for t in props.environment] == ["A=1", "B_2=x=y"]
     assert props.parse_as_data is True
 
 
@@ -563,6 +564,63 @@ BAD_INPUTS = [
             "must be KEY=VALUE with a valid variable name, got '1A=b'"
         ],
         id="exec-env-leading-digit",
+    ),
+    # templates in exec properties: refused at load, with the column inside the template
+    pytest.param(
+        mutate(
+            "      command: ./check.sh\n", "      command: './check.sh {{ lokup \"facts.x\" 1 }}'\n"
+        ),
+        [
+            "m.yaml:18:16: watchers[0].properties.command: invalid template (column 15 of the "
+            "template): function 'lokup' not defined (known: Base64Decode, Base64Encode, "
+            "Capitalize, StringsJoin, Title, ToLower, ToUpper, lookup)"
+        ],
+        id="exec-command-template-unknown-function",
+    ),
+    pytest.param(
+        mutate(
+            "      command: ./check.sh\n",
+            "      command: |-\n        ./check.sh\n        {{ if }}\n",
+        ),
+        [
+            "m.yaml:18:16: watchers[0].properties.command: invalid template (line 2, column 4 "
+            "of the template): {{ if }} is not supported: steward templates hold function calls "
+            "and pipelines only"
+        ],
+        id="exec-command-template-multiline-column",
+    ),
+    pytest.param(
+        mutate("      command: ./check.sh\n", "      command: './check.sh {{ .Identity }}'\n"),
+        [
+            "m.yaml:18:16: watchers[0].properties.command: invalid template: '.' holds nothing "
+            "in a watcher property (Choria gives these templates no data); use lookup "
+            '"facts.NAME" or lookup "data.NAME"'
+        ],
+        id="exec-command-template-dot",
+    ),
+    pytest.param(
+        mutate("      command: ./check.sh\n", '      command: "./check.sh \'{{/* c */}}"\n'),
+        [
+            "m.yaml:18:16: watchers[0].properties.command: "
+            "cannot split command: No closing quotation"
+        ],
+        id="exec-static-template-unsplittable",
+    ),
+    pytest.param(
+        exec_property("environment: ['A-B={{ lookup \"facts.x\" 1 }}']"),
+        [
+            "m.yaml:19:21: watchers[0].properties.environment[0]: "
+            "must be KEY=VALUE with a valid variable name, got 'A-B='"
+        ],
+        id="exec-env-template-bad-name",
+    ),
+    pytest.param(
+        exec_property("environment: ['A={{ ToUpper 1 }}']"),
+        [
+            "m.yaml:19:21: watchers[0].properties.environment[0]: invalid template (column 14 "
+            "of the template): ToUpper: argument 1 must be a string, not a number"
+        ],
+        id="exec-env-template-bad-argument",
     ),
     pytest.param(
         exec_property("environment: ['A-B=x']"),
@@ -1039,7 +1097,7 @@ def test_watcher_properties_are_weakly_typed_as_choria_decodes_them() -> None:
     exec_props = spec.watchers[0].properties
     assert isinstance(exec_props, ExecProperties)
     assert (exec_props.parse_as_data, exec_props.suppress_success_announce) == (True, True)
-    assert exec_props.environment == (("A", "1"),)
+    assert [t.source for t in exec_props.environment] == ["A=1"]
     file_props = spec.watchers[2].properties
     assert isinstance(file_props, FileProperties) and file_props.path == "5"
 

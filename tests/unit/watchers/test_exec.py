@@ -12,21 +12,29 @@ import pytest
 
 from steward.machine.spec import WatcherSpec
 from steward.processes import run as process_run
+from steward.templates import Template
 from steward.watchers.base import Outcome
+from steward.watchers.context import Facts
 from steward.watchers.exec import ExecProperties, ExecWatcher
 from tests.support.fakes import fake_context
 from tests.support.machines import Handle, script
 
 
 def make(
-    tmp_path: Path, command: str, data: dict[str, Any] | None = None, **props: Any
+    tmp_path: Path,
+    command: str,
+    data: dict[str, Any] | None = None,
+    facts: Facts | None = None,
+    **props: Any,
 ) -> ExecWatcher:
-    argv = tuple(command.split())
-    properties = ExecProperties(command=command, argv=argv, **props)
+    template = Template.parse(command)
+    argv = tuple(command.split()) if template.static else ()
+    env = tuple(Template.parse(entry) for entry in props.pop("environment", ()))
+    properties = ExecProperties(command=template, argv=argv, environment=env, **props)
     spec = WatcherSpec(name="probe", type="exec", properties=properties)
     scratch = tmp_path / ".scratch"  # WATCHER_DATA files land in the test's own dir
     scratch.mkdir(exist_ok=True)
-    return ExecWatcher(spec, Handle(tmp_path, data), fake_context(scratch))
+    return ExecWatcher(spec, Handle(tmp_path, data), fake_context(scratch, facts=facts))
 
 
 async def test_exit_zero_is_success_and_nonzero_is_failure(tmp_path: Path) -> None:
@@ -43,7 +51,7 @@ async def test_runs_in_the_machine_dir_with_a_minimal_environment(
 ) -> None:
     monkeypatch.setenv("STEWARD_TEST_SECRET", "leak")
     script(tmp_path, "env.sh", "pwd; env | sort\n")
-    result = await make(tmp_path, "env.sh", environment=(("EXTRA", "1"),)).check()
+    result = await make(tmp_path, "env.sh", environment=("EXTRA=1",)).check()
     assert result.outcome is Outcome.SUCCESS
     lines = result.payload["stdout"].splitlines()
     assert lines[0] == str(tmp_path)
@@ -204,3 +212,51 @@ async def test_a_background_child_holding_stdout_does_not_block(tmp_path: Path) 
     assert result.payload["stdout"] == "done\n"
     assert time.monotonic() - started < process_run.DRAIN_GRACE + 3
     os.kill(int(pid_file.read_text()), 9)  # a normal exit leaves such children alone
+
+
+async def test_command_and_environment_are_rendered_with_facts_and_data_at_each_run(
+    tmp_path: Path,
+) -> None:
+    script(tmp_path, "show.sh", 'echo "$@" "$WHERE"\n')
+    facts = Facts({"location": "lon"})
+    watcher = make(
+        tmp_path,
+        'show.sh {{ lookup "facts.location" "?" | ToUpper }} "{{ lookup "data.n" 0 }} x"',
+        data={"n": 2},
+        environment=('WHERE={{ lookup "facts.location" "?" }}',),
+        facts=facts,
+    )
+    first = await watcher.check()
+    assert first.payload["stdout"] == "LON 2 x lon\n"
+    # the rendered command is the one reported
+    assert first.payload["command"] == 'show.sh LON "2 x"'
+    facts.replace({"location": "nyc"})  # a reload: the next run sees the new facts
+    second = await watcher.check()
+    assert second.payload["stdout"] == "NYC 2 x nyc\n"
+
+
+async def test_a_template_that_fails_to_render_is_an_error_result(tmp_path: Path) -> None:
+    result = await make(tmp_path, '/bin/echo {{ lookup "facts.x" "%%%" | Base64Decode }}').check()
+    assert result.outcome is Outcome.ERROR
+    assert result.detail == "template: Base64Decode: '%%%' is not valid base64"
+    assert result.payload["exit_code"] is None
+
+
+@pytest.mark.parametrize(
+    ("command", "environment", "detail"),
+    [
+        ('/bin/echo \'{{ "x" }}', (), 'command "/bin/echo \'x": cannot split command'),
+        ('{{ lookup "facts.nope" "" }}', (), "command '': must not be empty"),
+        (
+            "/bin/true",
+            ('{{ lookup "facts.nope" "X" }}',),
+            "environment[0]: must be KEY=VALUE with a valid variable name, got 'X'",
+        ),
+    ],
+)
+async def test_a_rendered_command_or_environment_that_is_unusable_is_an_error_result(
+    tmp_path: Path, command: str, environment: tuple[str, ...], detail: str
+) -> None:
+    result = await make(tmp_path, command, environment=environment).check()
+    assert result.outcome is Outcome.ERROR
+    assert result.detail.startswith(detail)

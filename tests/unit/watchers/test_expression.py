@@ -3,14 +3,13 @@ and expressions rejected at load with their position."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from steward.expressions import Expression
 from steward.machine.spec import WatcherSpec
 from steward.watchers.base import Outcome
-from steward.watchers.context import NodeIdentity
+from steward.watchers.context import Facts
 from steward.watchers.expression import (
     FUNCTIONS,
     NAMES,
@@ -19,10 +18,6 @@ from steward.watchers.expression import (
 )
 from tests.support.fakes import fake_context
 from tests.support.machines import Handle, machine_yaml, messages, parse
-
-
-class Facts(dict[str, Any]):
-    """Facts that change under the watcher, as the node's fact holder's do."""
 
 
 def make(
@@ -36,9 +31,7 @@ def make(
     data: dict[str, Any] = {}
     handle = Handle(tmp_path)
     handle.data_snapshot = lambda: dict(data)  # type: ignore[method-assign]
-    context = fake_context(tmp_path)
-    if facts is not None:
-        context = dataclasses.replace(context, node=NodeIdentity("n1", facts))
+    context = fake_context(tmp_path, facts=facts)
     return ExpressionWatcher(spec, handle, context), data
 
 
@@ -90,14 +83,14 @@ async def test_an_evaluation_error_fires_nothing_and_re_arms(tmp_path: Path) -> 
 
 
 async def test_facts_identity_and_get_fact_are_read_at_each_check(tmp_path: Path) -> None:
-    facts = Facts(os={"family": "debian"})
+    facts = Facts({"os": {"family": "debian"}})
     watcher, _ = make(
         tmp_path,
         "get_fact('os.family') == 'redhat' && facts.os.family == 'redhat' && identity == 'n1'",
         facts=facts,
     )
     assert (await watcher.check()).outcome is Outcome.UNCHANGED
-    facts["os"] = {"family": "redhat"}
+    facts.replace({"os": {"family": "redhat"}})  # a reload of the facts file
     assert (await watcher.check()).outcome is Outcome.SUCCESS
 
 

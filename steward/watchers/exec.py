@@ -29,7 +29,7 @@ from steward.errors import GovernorError, NatsUnavailable
 from steward.governor.names import name_problem
 from steward.machine.source import Fields
 from steward.processes import ProcessRun, first_line, minimal_environment, resolve_program
-from steward.templates import Template
+from steward.templates import Template, TemplateError
 from steward.watchers.base import MachineHandle, Outcome, Watcher, WatcherResult
 
 TYPE = "exec"
@@ -58,7 +58,7 @@ class ExecProperties:
             problem = name_problem(governor.source)
             if problem is not None:
                 fields.error("governor", problem)
-        governor_timeout = fields.duration("governor_timeout", minimum=0.001, minimum_text="1ms")
+        governor_timeout = fields.duration("governor_timeout", minimum=0)  # 0: the default
         props = cls(
             command=command,
             argv=argv,
@@ -68,7 +68,7 @@ class ExecProperties:
             suppress_success_announce=fields.boolean("suppress_success_announce", False),
             gather_initial_state=fields.boolean("gather_initial_state", False),
             governor=governor,
-            governor_timeout=GOVERNOR_TIMEOUT if governor_timeout is None else governor_timeout,
+            governor_timeout=governor_timeout or GOVERNOR_TIMEOUT,
         )
         fields.finish(" in exec properties")
         return props
@@ -113,13 +113,18 @@ class ExecWatcher(Watcher):
         data = self.machine.data_snapshot()
         if props.governor is None:
             return await self._run(data, base_payload)
-        governor = props.governor.render(self.context.node.facts, data)
+        try:
+            governor = props.governor.render(self.context.node.facts, data)
+        except TemplateError as exc:
+            detail = f"governor: cannot render template: {exc.message}"
+            return WatcherResult(Outcome.ERROR, detail, payload=base_payload)
         base_payload["governor"] = governor
         problem = name_problem(governor)
         if problem is not None:
             return WatcherResult(Outcome.ERROR, problem, payload=base_payload)
         from steward.governor.slots import holding  # the NATS client, only when governed
 
+        # Choria's campaign text, two spaces included: `governor view` shows the same on both
         holder = f"Auto Agent  {self.machine.name}#{self.name} @ {self.context.node.name}"
         try:
             async with holding(

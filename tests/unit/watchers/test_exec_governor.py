@@ -26,6 +26,7 @@ def test_governor_defaults_to_none_and_its_timeout_to_choria_s_five_minutes() ->
     assert props.governor == Template("cron")
     assert props.governor_timeout == 300.0
     assert exec_props("governor: cron", "governor_timeout: 90s").governor_timeout == 90.0
+    assert exec_props("governor: cron", "governor_timeout: 0").governor_timeout == 300.0  # Choria
 
 
 def test_an_invalid_governor_name_is_an_error_at_its_position() -> None:

@@ -7,6 +7,8 @@
     ├── TransitionRejected   a transition is unknown or not valid from the current state
     ├── MachineNotFound      no machine with that name runs on this node
     ├── NatsUnavailable      something needs NATS and none is configured, or it was closed
+    ├── GovernorError        a governor that cannot be used: a bad name, none by that name, …
+    │   └── NoSlot           no slot in a governor within the time allowed
     └── ApiError             the CLI could not talk to the daemon, or the daemon said no
 
 Errors that reach a user carry what they need to act: the file, line, column and field path
@@ -94,6 +96,14 @@ class MachineNotFound(StewardError):
 
 
 class NatsUnavailable(StewardError):
+    pass
+
+
+class GovernorError(StewardError):
+    pass
+
+
+class NoSlot(GovernorError):
     pass
 
 

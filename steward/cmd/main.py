@@ -20,6 +20,7 @@ import click
 
 from steward import __version__
 from steward.cmd.client import ApiClient
+from steward.cmd.governor import governor
 from steward.cmd.render import render_event, render_status
 from steward.daemon.config import config_path, load_config
 from steward.daemon.loader import load_sources
@@ -373,6 +374,9 @@ def version(as_json: bool) -> None:
         _dump({"version": __version__, "python": sys.version.split()[0]})
     else:
         click.echo(f"steward {__version__}")
+
+
+cli.add_command(governor)
 
 
 def main() -> None:

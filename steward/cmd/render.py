@@ -114,3 +114,41 @@ def render_event(event: dict[str, Any]) -> str:
     else:
         text = ctype
     return f"{when} {node} {machine} {text}"
+
+
+def render_governors(governors: list[dict[str, Any]]) -> str:
+    """``steward governor list``."""
+    if not governors:
+        return "no governors\n"
+    rows = [["GOVERNOR", "CAPACITY", "ACTIVE", "EXPIRES", "REPLICAS"]]
+    for g in governors:
+        rows.append(
+            [
+                g["name"],
+                str(g["capacity"]),
+                str(g["active"]),
+                format_duration(g["expires"]),
+                str(g["replicas"]),
+            ]
+        )
+    return "\n".join(_table(rows)) + "\n"
+
+
+def render_governor(governor: dict[str, Any], leases: list[dict[str, Any]]) -> str:
+    """``steward governor view``: settings, then who holds which slot."""
+    lines = [
+        f"governor {governor['name']} (stream {governor['stream']}, subject {governor['subject']})",
+        f"  capacity: {governor['capacity']}",
+        f"  expires:  {format_duration(governor['expires'])}",
+        f"  replicas: {governor['replicas']}",
+        f"  active:   {governor['active']}",
+    ]
+    if leases:
+        rows = [["LEASE", "HOLDER", "AGE"]]
+        for lease in leases:
+            age = lease["age"]
+            rows.append(
+                [str(lease["seq"]), lease["holder"], "?" if age is None else format_duration(age)]
+            )
+        lines += ["", *_table(rows, "  ")]
+    return "\n".join(lines) + "\n"

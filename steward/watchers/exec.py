@@ -10,6 +10,13 @@ JSON object, which is merged into the machine's data; the machine's data is in t
 ``command`` and each ``environment`` entry may hold Choria template actions
 (``{{ lookup "facts.x" "default" }}``): rendered at each run over the node's facts and the
 machine's data, then split, as Choria does. A static command is split once, at load.
+
+With ``governor`` (a name, possibly a template rendered at each run) the command runs only
+while holding a slot in that governor (``steward.governor``): the check waits up to
+``governor_timeout`` (default 5m, as Choria) for one, on the daemon's NATS connection, and
+gives it back however the command ends. No slot in time, no such governor, or no NATS
+configured is an error result (the fail transition), as in Choria. ``timeout`` counts from
+when the command starts, after the slot was taken.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from steward.errors import GovernorError, NatsUnavailable
+from steward.governor.names import name_problem
 from steward.machine.source import Fields, split_assignment, split_command
 from steward.processes import ProcessRun, first_line, minimal_environment, resolve_program
 from steward.templates import Template, TemplateError
@@ -30,6 +39,7 @@ from steward.watchers.base import MachineHandle, Outcome, Watcher, WatcherResult
 
 TYPE = "exec"
 PAYLOAD_OUTPUT = 1024  # characters of output carried in the watcher's state
+GOVERNOR_TIMEOUT = 300.0  # seconds to wait for a governor slot (Choria: 5 minutes)
 
 
 @dataclass(frozen=True)
@@ -41,11 +51,19 @@ class ExecProperties:
     parse_as_data: bool = False
     suppress_success_announce: bool = False
     gather_initial_state: bool = False
+    governor: Template | None = None
+    governor_timeout: float = GOVERNOR_TIMEOUT
 
     @classmethod
     def parse(cls, fields: Fields) -> Self:
         command, argv = fields.command_template("command") or (Template(""), ())
         timeout = fields.duration("timeout", minimum=0.001, minimum_text="1ms")
+        governor = fields.template("governor")
+        if governor is not None and governor.static:
+            problem = name_problem(governor.source)
+            if problem is not None:
+                fields.error("governor", problem)
+        governor_timeout = fields.duration("governor_timeout", minimum=0)  # 0: the default
         props = cls(
             command=command,
             argv=argv,
@@ -54,6 +72,8 @@ class ExecProperties:
             parse_as_data=fields.boolean("parse_as_data", False),
             suppress_success_announce=fields.boolean("suppress_success_announce", False),
             gather_initial_state=fields.boolean("gather_initial_state", False),
+            governor=governor,
+            governor_timeout=governor_timeout or GOVERNOR_TIMEOUT,
         )
         fields.finish(" in exec properties")
         return props
@@ -133,6 +153,39 @@ class ExecWatcher(Watcher):
                 Outcome.ERROR, str(exc), payload={**base_payload, "exit_code": None}
             )
         base_payload["command"] = line.text  # what ran, after rendering
+        if props.governor is None:
+            return await self._run(line, data, base_payload)
+        try:
+            governor = props.governor.render(self.context.node.facts.current, data)
+        except TemplateError as exc:
+            detail = f"governor: cannot render template: {exc.message}"
+            return WatcherResult(Outcome.ERROR, detail, payload=base_payload)
+        base_payload["governor"] = governor
+        problem = name_problem(governor)
+        if problem is not None:
+            return WatcherResult(Outcome.ERROR, problem, payload=base_payload)
+        from steward.governor.slots import holding  # the NATS client, only when governed
+
+        # Choria's campaign text, two spaces included: `governor view` shows the same on both
+        holder = f"Auto Agent  {self.machine.name}#{self.name} @ {self.context.node.name}"
+        try:
+            async with holding(
+                self.context.nats,
+                governor,
+                holder,
+                max_wait=props.governor_timeout,
+                clock=self.clock,
+                rng=self.rng,
+            ) as slot:
+                base_payload["governor_seq"] = slot.seq
+                return await self._run(line, data, base_payload)
+        except (GovernorError, NatsUnavailable) as exc:
+            return WatcherResult(Outcome.ERROR, str(exc), payload=base_payload)
+
+    async def _run(
+        self, line: CommandLine, data: dict[str, Any], base_payload: dict[str, Any]
+    ) -> WatcherResult:
+        props = self.props
         env = self._environment(self._data_file.update(data), line.environment)
         program = resolve_program(line.argv[0], self.machine.directory, env["PATH"])
         if program is None:

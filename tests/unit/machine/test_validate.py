@@ -60,7 +60,8 @@ WATCHER_KNOWN = (
     "state_match, success_transition, type"
 )
 EXEC_KNOWN = (
-    "command, environment, gather_initial_state, parse_as_data, suppress_success_announce, timeout"
+    "command, environment, gather_initial_state, governor, governor_timeout, parse_as_data, "
+    "suppress_success_announce, timeout"
 )
 SEMVER_HINT = "is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0)"
 NAME_HINT = (

@@ -32,6 +32,7 @@ def default_registry() -> WatcherRegistry:
     from steward.watchers import exec as exec_watcher
     from steward.watchers import file as file_watcher
     from steward.watchers import health as health_watcher
+    from steward.watchers import kv as kv_watcher
     from steward.watchers import nagios as nagios_watcher
     from steward.watchers import schedule as schedule_watcher
     from steward.watchers import timer as timer_watcher
@@ -45,5 +46,6 @@ def default_registry() -> WatcherRegistry:
             nagios_watcher.NagiosWatcher,
             schedule_watcher.ScheduleWatcher,
             docker_watcher.DockerWatcher,
+            kv_watcher.KvWatcher,
         ]
     )

@@ -32,6 +32,7 @@ SAMPLES: dict[str, str] = {
     "nagios": "plugin: ./slow.sh",
     "schedule": "schedules: ['* * * * *']\nduration: 1m",
     "docker": "container: steward-contract\ndocker_host: unix:///nonexistent/docker.sock",
+    "kv": "bucket: CONTRACT\nkey: spec\nmode: watch\nrepublish_trigger: repub.spec",
 }
 TYPES = default_registry().names()
 

@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
 .PHONY: venv run test lint typecheck pytest bench bench-load bench-monit bench-exec bench-timers \
-	bench-restart bench-reload bench-events bench-quick docker-setup package package-test clean
+	bench-restart bench-reload bench-events bench-kv bench-quick docker-setup package package-test \
+	clean
 
 venv: $(STAMP)
 
@@ -37,7 +38,7 @@ pytest: $(STAMP)
 ## PASS/MISS lines are appended to bench/RESULTS.md (~25 min; quiet machine; root for monit,
 ## a Docker engine for bench-restart: make docker-setup)
 bench: $(STAMP) bench-load bench-monit bench-exec bench-timers bench-restart bench-reload \
-	bench-events
+	bench-events bench-kv
 
 ## scenario 1 alone: 1,000 exec+timer machines (load, RSS, CPU per check, check rate)
 bench-load: $(STAMP)
@@ -64,6 +65,10 @@ bench-restart: $(STAMP)
 bench-events: $(STAMP)
 	$(BIN)/python bench/events_latency.py
 
+## a KV put -> its transition, watch mode (target p99 <= 100ms) and poll mode (1s interval)
+bench-kv: $(STAMP)
+	$(BIN)/python bench/kv_latency.py
+
 ## scenario 4: reload latency, a machine file renamed into the dir -> running (50 drops)
 bench-reload: $(STAMP)
 	$(BIN)/python bench/reload_latency.py --drops 50
@@ -77,6 +82,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/restart_compare.py --quick --no-record
 	$(BIN)/python bench/reload_latency.py --quick --no-record
 	$(BIN)/python bench/events_latency.py --quick --no-record
+	$(BIN)/python bench/kv_latency.py --quick --no-record
 
 ## a Docker engine and the test image (root: installs docker.io and busybox-static if missing)
 docker-setup:

@@ -278,8 +278,8 @@ class RunningMachine:
                     )
                 ]
             )
-        if result.data:
-            await self._merge_data(result.data)
+        if result.data or result.data_removed:
+            await self._merge_data(result.data or {}, result.data_removed)
         transition = _transition_for(spec, result.outcome)
         if result.transition is not None and self.spec.transition(result.transition) is not None:
             transition = result.transition  # named by the result (nagios), and defined here
@@ -333,8 +333,10 @@ class RunningMachine:
             ]
         )
 
-    async def _merge_data(self, values: Mapping[str, Any]) -> None:
+    async def _merge_data(self, values: Mapping[str, Any], removed: tuple[str, ...] = ()) -> None:
         self.data.update(values)
+        for key in removed:
+            self.data.pop(key, None)
         try:
             await self._store.save_data(self.name, self.data, self._clock.time())
         except StoreError as exc:

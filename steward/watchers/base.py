@@ -40,6 +40,7 @@ class WatcherResult:
     outcome: Outcome
     detail: str = ""
     data: Mapping[str, Any] | None = None  # merged into the machine's data
+    data_removed: tuple[str, ...] = ()  # keys removed from the machine's data (after the merge)
     payload: Mapping[str, Any] = field(default_factory=dict)  # type-specific state
     # a transition named by the result (nagios: OK, WARNING, ...): fired instead of the
     # outcome's success/fail transition when the machine defines it

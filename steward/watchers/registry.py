@@ -34,6 +34,7 @@ def default_registry() -> WatcherRegistry:
     from steward.watchers import file as file_watcher
     from steward.watchers import gossip as gossip_watcher
     from steward.watchers import health as health_watcher
+    from steward.watchers import kv as kv_watcher
     from steward.watchers import metric as metric_watcher
     from steward.watchers import nagios as nagios_watcher
     from steward.watchers import schedule as schedule_watcher
@@ -51,5 +52,6 @@ def default_registry() -> WatcherRegistry:
             gossip_watcher.GossipWatcher,
             metric_watcher.MetricWatcher,
             expression_watcher.ExpressionWatcher,
+            kv_watcher.KvWatcher,
         ]
     )

@@ -35,6 +35,7 @@ SAMPLES: dict[str, str] = {
     "gossip": "subject: steward.contract\npayload: hello",
     "metric": "command: ./slow.sh\ntimeout: 60s",
     "expression": "success_when: data.key == 'value'",
+    "kv": "bucket: CONTRACT\nkey: spec\nmode: watch\nrepublish_trigger: repub.spec",
 }
 TYPES = default_registry().names()
 

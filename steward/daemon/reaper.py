@@ -94,6 +94,8 @@ class Reaper:
         deadline = time.monotonic() + STOP_TIMEOUT
         while True:
             orphans = await asyncio.to_thread(self._orphans)
+            disowned = self.table.disowned  # exec `disown`: they outlive the daemon
+            orphans = [o for o in orphans if o.sid not in disowned or o.state == "Z"]
             running = [o.pid for o in orphans if o.state not in ("Z", "X")]
             for pid in running:
                 self.killed += len(kill_tree(pid))

@@ -8,7 +8,10 @@ through ``run_process``, usually by way of its machine's ``MachineProcesses``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,3 +161,48 @@ async def _kill_group(pid: int) -> None:
     # the group and every descendant that escaped it (setsid). Walking /proc takes some ms,
     # so it runs in a thread; the tree is frozen first, so nothing forks meanwhile
     await asyncio.to_thread(kill_tree, pid)
+
+
+async def run_disowned(
+    argv: tuple[str, ...], cwd: Path, env: dict[str, str], *, table: ProcessTable
+) -> ProcessRun:
+    """Run argv disowned (Choria's exec ``disown``): in its own session, its output discarded,
+    never killed — not on cancellation, not when its machine or the daemon stops — and waited
+    for (for its exit code) only as long as the caller waits.
+
+    A daemon thread waits for it (``waitpid``), so nothing of asyncio owns it: a cancelled
+    caller leaves it running, and the daemon can exit while it runs. The table remembers it,
+    so neither a stopping machine nor the daemon's reaper kills it or its session.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        with table.starting():
+            proc = await asyncio.to_thread(
+                subprocess.Popen,
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            table.disown(proc.pid)
+    except OSError as exc:
+        return ProcessRun(None, "", "", error=f"cannot run {argv[0]}: {exc.strerror or exc}")
+    exited: asyncio.Future[int] = loop.create_future()
+
+    def wait() -> None:
+        code = proc.wait()
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(_settle_exit, exited, code)
+        table.disowned_exited(proc.pid)
+
+    threading.Thread(target=wait, name=f"disowned-{proc.pid}", daemon=True).start()
+    code = await asyncio.shield(exited)
+    return ProcessRun(code, "", "")
+
+
+def _settle_exit(future: asyncio.Future[int], code: int) -> None:
+    if not future.done():
+        future.set_result(code)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from steward.processes.owners import INSTANCE_VAR, kill_owned
-from steward.processes.run import ProcessRun, run_process
+from steward.processes.run import ProcessRun, run_disowned, run_process
 
 log = logging.getLogger("steward.processes")
 
@@ -38,6 +38,7 @@ class ProcessTable:
 
     def __init__(self, end_timeout: float = END_TIMEOUT) -> None:
         self.waiting: set[int] = set()
+        self.disowned: set[int] = set()  # disowned commands' pids, i.e. their session ids
         self.spawning = 0
         # a command's pid (its session and group id) -> the instance that ran it; kept while
         # the command runs or its process group has members, so a member's owner is known
@@ -60,6 +61,19 @@ class ProcessTable:
             yield
         finally:
             self.spawning -= 1
+
+    def disown(self, pid: int) -> None:
+        """``pid`` runs disowned: its own thread waits for it, and nothing kills it or its
+        session: it carries no instance tag and is no recorded command (so ``end`` never
+        attributes it), and the reaper leaves ``disowned`` sessions alone at stop."""
+        self.waiting.add(pid)
+        self.disowned.add(pid)
+
+    def disowned_exited(self, pid: int) -> None:
+        """Called from the waiting thread: set operations only."""
+        self.waiting.discard(pid)
+        # the session id stays in ``disowned``: what the command left in its session is
+        # disowned too, and a session id is not reused while the session has members
 
     def started(self, pid: int, instance: str) -> None:
         """A command of ``instance`` runs as ``pid``; asyncio waits for it."""
@@ -177,6 +191,13 @@ class MachineProcesses:
         return await run_process(
             argv, cwd, tagged, time_limit, table=self.table, instance=self.instance
         )
+
+    async def run_disowned(
+        self, argv: tuple[str, ...], cwd: Path, env: dict[str, str]
+    ) -> ProcessRun:
+        """Run argv disowned: never killed by steward (exec ``disown``); not tagged with
+        the instance, so ``end()`` leaves it and what it starts alone."""
+        return await run_disowned(argv, cwd, env, table=self.table)
 
     async def end(self) -> int:
         """End every process this machine's commands left running; how many were killed.

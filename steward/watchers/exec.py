@@ -40,24 +40,30 @@ from steward.watchers.base import MachineHandle, Outcome, Watcher, WatcherResult
 TYPE = "exec"
 PAYLOAD_OUTPUT = 1024  # characters of output carried in the watcher's state
 GOVERNOR_TIMEOUT = 300.0  # seconds to wait for a governor slot (Choria: 5 minutes)
+MIN_TIMEOUT = 0.001
+DEFAULT_TIMEOUT = 10.0  # seconds (Choria: 1s; steward is more lenient, see choria-compatibility)
 
 
 @dataclass(frozen=True)
 class ExecProperties:
     command: Template
     argv: tuple[str, ...]  # split at load when the command has no actions; () when it has
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT
     environment: tuple[Template, ...] = ()  # KEY=VALUE each
     parse_as_data: bool = False
     suppress_success_announce: bool = False
     gather_initial_state: bool = False
     governor: Template | None = None
     governor_timeout: float = GOVERNOR_TIMEOUT
+    disown: bool = False
 
     @classmethod
     def parse(cls, fields: Fields) -> Self:
         command, argv = fields.command_template("command") or (Template(""), ())
-        timeout = fields.duration("timeout", minimum=0.001, minimum_text="1ms")
+        timeout = fields.duration("timeout", minimum=0)  # 0: the default, as in Choria
+        if timeout is not None and 0 < timeout < MIN_TIMEOUT:
+            fields.error("timeout", "must be 0 (the default, 10s) or at least 1ms")
+            timeout = None
         governor = fields.template("governor")
         if governor is not None and governor.static:
             problem = name_problem(governor.source)
@@ -67,14 +73,17 @@ class ExecProperties:
         props = cls(
             command=command,
             argv=argv,
-            timeout=10.0 if timeout is None else timeout,
+            timeout=timeout or DEFAULT_TIMEOUT,
             environment=fields.assignment_templates("environment"),
             parse_as_data=fields.boolean("parse_as_data", False),
             suppress_success_announce=fields.boolean("suppress_success_announce", False),
             gather_initial_state=fields.boolean("gather_initial_state", False),
             governor=governor,
             governor_timeout=governor_timeout or GOVERNOR_TIMEOUT,
+            disown=fields.boolean("disown", False),
         )
+        if props.disown and props.parse_as_data:
+            fields.error("disown", "cannot parse the output as data of a disowned command")
         fields.finish(" in exec properties")
         return props
 
@@ -194,9 +203,11 @@ class ExecWatcher(Watcher):
                 f"command not found: {line.argv[0]}",
                 payload={**base_payload, "exit_code": None},
             )
-        run = await self.context.processes.run(
-            (program, *line.argv[1:]), self.machine.directory, env, props.timeout
-        )
+        argv = (program, *line.argv[1:])
+        if props.disown:
+            run = await self.context.processes.run_disowned(argv, self.machine.directory, env)
+        else:
+            run = await self.context.processes.run(argv, self.machine.directory, env, props.timeout)
         return self._result(run, base_payload)
 
     async def close(self) -> None:

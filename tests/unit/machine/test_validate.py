@@ -60,7 +60,8 @@ WATCHER_KNOWN = (
     "state_match, success_transition, type"
 )
 EXEC_KNOWN = (
-    "command, environment, gather_initial_state, governor, governor_timeout, parse_as_data, "
+    "command, disown, environment, gather_initial_state, governor, governor_timeout, "
+    "parse_as_data, "
     "suppress_success_announce, timeout"
 )
 SEMVER_HINT = "is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0)"
@@ -528,13 +529,11 @@ BAD_INPUTS = [
         id="exec-timeout-bare-float",
     ),
     pytest.param(
-        exec_property("timeout: 0s"),
-        ["m.yaml:19:16: watchers[0].properties.timeout: must be at least 1ms, got 0s"],
-        id="exec-timeout-zero",
-    ),
-    pytest.param(
         exec_property("timeout: 500us"),
-        ["m.yaml:19:16: watchers[0].properties.timeout: must be at least 1ms, got 500us"],
+        [
+            "m.yaml:19:16: watchers[0].properties.timeout: "
+            "must be 0 (the default, 10s) or at least 1ms"
+        ],
         id="exec-timeout-below-1ms",
     ),
     pytest.param(
@@ -816,11 +815,6 @@ def test_null_property_on_last_line_points_inside_the_file() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param(
-            exec_property("timeout: 0"),
-            "m.yaml:19:16: watchers[0].properties.timeout: must be at least 1ms, got 0",
-            id="exec-timeout",
-        ),
         pytest.param(
             timer_properties("timer: 0"),
             "m.yaml:24:14: watchers[1].properties.timer: must be at least 1ms, got 0",
@@ -1132,4 +1126,17 @@ def test_weak_decoding_follows_mapstructure(value: Any, kind: type, expected: An
 def test_top_level_fields_stay_strict() -> None:
     assert messages(mutate("name: demo", "name: 5")) == [
         "m.yaml:1:7: name: must be a string, not an integer"
+    ]
+
+
+@pytest.mark.parametrize("zero", ["0", "0s"])
+def test_exec_timeout_zero_means_the_default_as_in_choria(zero: str) -> None:
+    props = parse(exec_property(f"timeout: {zero}")).watchers[0].properties
+    assert isinstance(props, ExecProperties) and props.timeout == 10.0
+
+
+def test_disown_cannot_parse_output_as_data() -> None:
+    assert messages(exec_property("disown: true\n      parse_as_data: true")) == [
+        "m.yaml:19:15: watchers[0].properties.disown: cannot parse the output as data of a "
+        "disowned command"
     ]

@@ -686,7 +686,7 @@ BAD_INPUTS = [
         file_properties("path: settings.json", "recursive: true"),
         [
             "m.yaml:29:7: watchers[2].properties.recursive: unknown field 'recursive' "
-            "in file properties (known: gather_initial_state, path)"
+            "in file properties (known: contents, gather_initial_state, group, mode, owner, path)"
         ],
         id="file-unknown-property",
     ),

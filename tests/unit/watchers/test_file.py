@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 from steward.machine.spec import WatcherSpec
 from steward.watchers.base import Outcome
+from steward.watchers.context import Facts
 from steward.watchers.file import FileProperties, FileWatcher
 from tests.support.fakes import fake_context
-from tests.support.machines import Handle
+from tests.support.machines import Handle, machine_yaml, messages, parse
 
 
 def make(tmp_path: Path, path: str, gather: bool = False) -> FileWatcher:
@@ -45,3 +48,74 @@ async def test_gather_initial_state_does_not_count_the_first_sight(tmp_path: Pat
     watcher = make(tmp_path, "f", gather=True)
     assert (await watcher.check()).outcome is Outcome.UNCHANGED
     assert (await watcher.check()).outcome is Outcome.UNCHANGED
+
+
+# --- a managed file (contents, owner, group, mode) ---------------------------------------------
+
+
+def managed(tmp_path: Path, *props: str, facts: dict[str, Any] | None = None) -> FileWatcher:
+    spec = parse(machine_yaml("file", *props)).watchers[0]
+    context = fake_context(tmp_path, facts=Facts(facts or {}))
+    return FileWatcher(spec, Handle(tmp_path, {"port": 8080}), context)
+
+
+MANAGED = (
+    "path: app.conf",
+    """contents: 'listen {{ lookup "data.port" 80 }} on {{ lookup "facts.site" "lon" }}'""",
+    "owner: root",
+    "group: root",
+    "mode: '0640'",
+)
+
+
+async def test_a_managed_file_is_written_from_templates_and_kept(tmp_path: Path) -> None:
+    watcher = managed(tmp_path, *MANAGED, facts={"site": "nyc"})
+    target = tmp_path / "app.conf"
+    first = await watcher.check()
+    assert (first.outcome, first.payload["reason"]) == (Outcome.SUCCESS, "missing")
+    assert target.read_text() == "listen 8080 on nyc"
+    assert target.stat().st_mode & 0o7777 == 0o640
+    assert (await watcher.check()).outcome is Outcome.UNCHANGED  # as wanted: left alone
+    target.chmod(0o644)
+    assert (await watcher.check()).payload["reason"] == "mode"
+    assert target.stat().st_mode & 0o7777 == 0o640
+    time.sleep(0.01)  # a later mtime
+    target.write_text("edited by hand")
+    again = await watcher.check()
+    assert (again.outcome, again.payload["reason"]) == (Outcome.SUCCESS, "changed")
+    assert target.read_text() == "listen 8080 on nyc"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".steward-file-")]
+
+
+async def test_an_existing_file_already_as_wanted_is_not_rewritten_at_start(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "app.conf"
+    target.write_text("listen 8080 on lon")
+    target.chmod(0o640)
+    inode = target.stat().st_ino
+    result = await managed(tmp_path, *MANAGED).check()
+    assert result.outcome is Outcome.UNCHANGED
+    assert target.stat().st_ino == inode
+
+
+async def test_a_managed_file_that_cannot_be_written_is_an_error(tmp_path: Path) -> None:
+    props = [*MANAGED[:2], "owner: no-such-user-here", *MANAGED[3:]]
+    result = await managed(tmp_path, *props).check()
+    assert result.outcome is Outcome.ERROR
+    assert "cannot write" in result.detail and "no-such-user-here" in result.detail
+    assert not (tmp_path / "app.conf").exists()
+
+
+def test_a_managed_file_needs_owner_group_and_mode() -> None:
+    assert messages(machine_yaml("file", "path: a", "contents: x", "mode: '0999'")) == [
+        "m.yaml:16:7: watchers[0].properties: missing required field "
+        "'watchers[0].properties.owner'",
+        "m.yaml:16:7: watchers[0].properties: missing required field "
+        "'watchers[0].properties.group'",
+        "m.yaml:18:13: watchers[0].properties.mode: invalid mode '0999': use octal digits "
+        "such as 0644",
+    ]
+    assert messages(machine_yaml("file", "path: a", "mode: '0644'")) == [
+        "m.yaml:17:13: watchers[0].properties.mode: applies only with 'contents' (a managed file)"
+    ]

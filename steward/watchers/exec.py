@@ -5,7 +5,8 @@ own process group, with a minimal environment (``steward.processes`` does all of
 every watcher that runs commands). On timeout or cancellation the whole process group is
 killed. Captured output is capped. With ``parse_as_data`` the command's stdout must be a
 JSON object, which is merged into the machine's data; the machine's data is in the JSON file
-``$WATCHER_DATA`` names, kept in the daemon's scratch directory.
+``$WATCHER_DATA`` names, and the node's facts in the one ``$WATCHER_FACTS`` names (as Choria
+does), both kept in the daemon's scratch directory.
 
 ``command`` and each ``environment`` entry may hold Choria template actions
 (``{{ lookup "facts.x" "default" }}``): rendered at each run over the node's facts and the
@@ -133,10 +134,26 @@ class ExecWatcher(Watcher):
         self._data_file = DataFile(
             self.context.scratch_dir, f"steward-data-{self.machine.name}-{self.name}-"
         )
+        self._facts_file = DataFile(
+            self.context.scratch_dir, f"steward-facts-{self.machine.name}-{self.name}-"
+        )
+        self._facts_seen: Mapping[str, Any] | None = None
+        self._facts_json = b"{}"
 
-    def _environment(self, data_file: str, extra: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    def _facts_path(self) -> str:
+        """``$WATCHER_FACTS``: serialised again only when the facts were reloaded."""
+        current = self.context.node.facts.current
+        if current is not self._facts_seen:
+            self._facts_seen = current
+            self._facts_json = json.dumps(dict(current), sort_keys=True, default=str).encode()
+        return self._facts_file.update_content(self._facts_json)
+
+    def _environment(
+        self, data_file: str, facts_file: str, extra: tuple[tuple[str, str], ...]
+    ) -> dict[str, str]:
         env = command_environment(self.machine, self.name)
         env["WATCHER_DATA"] = data_file
+        env["WATCHER_FACTS"] = facts_file
         env.update(extra)
         return env
 
@@ -195,7 +212,7 @@ class ExecWatcher(Watcher):
         self, line: CommandLine, data: dict[str, Any], base_payload: dict[str, Any]
     ) -> WatcherResult:
         props = self.props
-        env = self._environment(self._data_file.update(data), line.environment)
+        env = self._environment(self._data_file.update(data), self._facts_path(), line.environment)
         program = resolve_program(line.argv[0], self.machine.directory, env["PATH"])
         if program is None:
             return WatcherResult(
@@ -213,6 +230,7 @@ class ExecWatcher(Watcher):
     async def close(self) -> None:
         await super().close()
         self._data_file.remove()
+        self._facts_file.remove()
 
     def _result(self, run: ProcessRun, payload: dict[str, Any]) -> WatcherResult:
         payload = {
@@ -252,7 +270,8 @@ def command_environment(machine: MachineHandle, watcher: str) -> dict[str, str]:
 
 
 class DataFile:
-    """The JSON file with the machine's data a command finds at ``$WATCHER_DATA``.
+    """A JSON file a command reads: the machine's data (``$WATCHER_DATA``) or the node's
+    facts (``$WATCHER_FACTS``).
 
     One file per watcher for its lifetime (created with mkstemp on first use, removed on
     close), written again only when the data changed or something changed the file since
@@ -268,9 +287,12 @@ class DataFile:
         self._written: bytes | None = None
         self._stat: tuple[int, int, int] | None = None
 
-    def update(self, data: dict[str, Any]) -> str:
+    def update(self, data: Mapping[str, Any]) -> str:
         """The file's path, holding ``data``."""
-        content = json.dumps(data, sort_keys=True).encode()
+        return self.update_content(json.dumps(data, sort_keys=True).encode())
+
+    def update_content(self, content: bytes) -> str:
+        """The file's path, holding ``content``."""
         if self.path is None or content != self._written or self._stat != self._current():
             self._write(content)
         assert self.path is not None

@@ -61,6 +61,7 @@ async def test_runs_in_the_machine_dir_with_a_minimal_environment(
     assert env["MACHINE_STATE"] == "checking"
     assert env["MACHINE_WATCHER_NAME"] == "probe"
     assert env["STEWARD_MACHINE_INSTANCE"] == "instance-1"  # ties leftovers to their machine
+    assert Path(env["WATCHER_FACTS"]).parent == Path(env["WATCHER_DATA"]).parent
     assert env["EXTRA"] == "1"
     assert "STEWARD_TEST_SECRET" not in env
     assert "HOME" not in env
@@ -260,3 +261,21 @@ async def test_a_rendered_command_or_environment_that_is_unusable_is_an_error_re
     result = await make(tmp_path, command, environment=environment).check()
     assert result.outcome is Outcome.ERROR
     assert result.detail.startswith(detail)
+
+
+async def test_watcher_facts_file_holds_the_node_facts_and_follows_a_reload(
+    tmp_path: Path,
+) -> None:
+    script(tmp_path, "facts.sh", 'echo "$WATCHER_FACTS" >&2; cat "$WATCHER_FACTS"\n')
+    facts = Facts({"site": "lon", "cpus": 4})
+    watcher = make(tmp_path, "facts.sh", facts=facts)
+    try:
+        first = await watcher.check()
+        assert json.loads(first.payload["stdout"]) == {"site": "lon", "cpus": 4}
+        path = Path(first.payload["stderr"].strip())
+        assert path.parent == tmp_path / ".scratch"
+        facts.replace({"site": "nyc"})  # the facts file was reloaded
+        assert json.loads((await watcher.check()).payload["stdout"]) == {"site": "nyc"}
+    finally:
+        await watcher.close()
+    assert not path.exists()  # removed with the watcher

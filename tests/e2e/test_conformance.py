@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.conformance import CORPUS
 from tests.support.daemon import Daemon, MachinesDir
 
 pytestmark = pytest.mark.e2e
-
-CORPUS = Path("/work/shared/conformance/choria")
 
 
 def test_testmachine_and_subscriber_reach_their_states(

@@ -18,11 +18,12 @@ from steward.machine.spec import WatcherSpec
 from steward.watchers.base import Outcome
 from steward.watchers.nagios import NagiosProperties, NagiosWatcher
 from steward.watchers.probes import CommandProbe, HttpProbe, Status, StatusRange, TcpProbe
+from tests.support.conformance import CORPUS
 from tests.support.daemon import Daemon, MachinesDir, base_env, write_atomic, write_script
 from tests.support.fakes import fake_context
 from tests.support.machines import Handle
 
-CHECK_HTTPD = Path("/work/shared/conformance/choria/check_httpd.yaml")
+CHECK_HTTPD = CORPUS / "check_httpd.yaml"
 
 
 class FlipServer:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from tests.support.conformance import corpus_files
+
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
-CONFORMANCE = Path("/work/shared/conformance/choria")
 
 
 def seed_files() -> list[tuple[str, str]]:
     """(name, text) of every valid machine that ships, and of the Choria conformance corpus."""
     paths = sorted((ROOT / "machines").glob("*/machine.yaml"))
-    if CONFORMANCE.is_dir():
-        paths += sorted(CONFORMANCE.glob("*.yaml"))
+    paths += corpus_files()
     return [(f"{p.parent.name}/{p.name}", p.read_text()) for p in paths]
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from steward.machine.graph import to_dot, to_mermaid
 from steward.machine.spec import MachineSpec
 from steward.machine.validate import load_machine
 from steward.watchers.registry import default_registry
+from tests.support.conformance import CORPUS
 
-TESTMACHINE = Path("/work/shared/conformance/choria/testmachine.yaml")
+TESTMACHINE = CORPUS / "testmachine.yaml"
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ problems are exactly the ones that mistake causes.
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +20,10 @@ from steward.watchers.exec import ExecProperties
 from steward.watchers.file import FileProperties
 from steward.watchers.registry import default_registry
 from steward.watchers.timer import TimerProperties
+from tests.support.conformance import CORPUS
 from tests.support.machines import MINIMAL, messages, parse, problems
 
 SUPPORTED = ", ".join(default_registry().names())  # the error lists every registered type
-
-CONFORMANCE = Path("/work/shared/conformance/choria")
 
 # Lines 1-10: the top level and two transitions. No watchers, so a broken transition here
 # cannot cause a follow-on problem in a watcher that refers to it.
@@ -879,7 +877,7 @@ def test_second_document_is_explained() -> None:
 
 
 def load_conformance(name: str) -> MachineSpec:
-    return parse((CONFORMANCE / name).read_bytes(), file=name)
+    return parse((CORPUS / name).read_bytes(), file=name)
 
 
 def conformance_problems(name: str) -> list[Problem]:
@@ -907,7 +905,7 @@ def test_hvac_as_published_has_one_error_and_keeps_on_off_names() -> None:
 
 
 def test_hvac_fixed_keeps_watchers_named_on_and_off() -> None:
-    text = (CONFORMANCE / "hvac.yaml").read_text()
+    text = (CORPUS / "hvac.yaml").read_text()
     fixed = text.replace("success_transition: idle", "success_transition: variables_changed")
     assert fixed != text
     spec = parse(fixed, file="hvac.yaml")

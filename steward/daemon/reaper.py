@@ -37,6 +37,8 @@ def pidfd_child_watcher() -> Iterator[bool]:
     3.11's default child watcher starts a thread per child (to block in waitpid); pidfds
     (Linux 5.3+) make a child's exit an event on the loop instead: no thread per spawn.
     3.12+ does this by itself. Yields whether it is in use; restores the default after.
+    asyncio's child watcher is one per process: daemons sharing a process (tests) share it,
+    and the last one out restores the default.
     """
     if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
         yield False
@@ -46,15 +48,30 @@ def pidfd_child_watcher() -> Iterator[bool]:
     except OSError:  # an old kernel, or a seccomp filter: keep the thread per child
         yield False
         return
-    previous = asyncio.get_child_watcher()
-    watcher = asyncio.PidfdChildWatcher()
-    watcher.attach_loop(asyncio.get_running_loop())
-    asyncio.set_child_watcher(watcher)
+    current = asyncio.get_child_watcher()
+    if isinstance(current, _SharedPidfdWatcher) and current.users:
+        watcher = current
+    else:
+        watcher = _SharedPidfdWatcher(previous=current)
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
+    watcher.users += 1
     try:
         yield True
     finally:
-        asyncio.set_child_watcher(previous)
-        watcher.close()
+        watcher.users -= 1
+        if not watcher.users:
+            asyncio.set_child_watcher(watcher.previous)
+            watcher.close()
+
+
+class _SharedPidfdWatcher(asyncio.PidfdChildWatcher):
+    """The pidfd watcher, with who installed it over what."""
+
+    def __init__(self, previous: asyncio.AbstractChildWatcher) -> None:
+        super().__init__()
+        self.previous = previous
+        self.users = 0
 
 
 def become_subreaper() -> bool:

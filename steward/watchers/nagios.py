@@ -53,7 +53,8 @@ class NagiosProperties:
         command = fields.command_line("plugin") if builtin is None else None
         fields.raw("plugin")
         timeout = fields.duration("timeout", minimum=0.001, minimum_text="1ms") or DEFAULT_TIMEOUT
-        gossfile = fields.string("gossfile")
+        # Puppet's scout checks write `gossfile: ''` into every builtin check: only goss needs one
+        gossfile = fields.string("gossfile", non_empty=False) or None
         if builtin == "goss" and gossfile is None:
             fields.problems.add(fields.pos, "the goss builtin needs 'gossfile'")
         last_message = fields.duration("last_message", minimum=0.001, minimum_text="1ms")

@@ -170,6 +170,7 @@ VALID = {
     "container-manager.yaml": "ContainerManager 1.0.0",
     "echo.yaml": "echo 0.0.1",
     "facts.yaml": "facts 0.0.1",
+    "check_choria.yaml": "check_choria 1.0.0",
 }
 
 

@@ -30,3 +30,17 @@ async def test_children_exit_as_loop_events_not_waitpid_threads() -> None:
     # and the default is back for the next loop
     proc = await asyncio.create_subprocess_exec("true")
     assert await proc.wait() == 0
+
+
+async def test_daemons_sharing_a_process_share_the_watcher_and_the_last_restores() -> None:
+    first, second = pidfd_child_watcher(), pidfd_child_watcher()
+    first.__enter__()
+    second.__enter__()  # a second daemon in this process (tests run several)
+    shared = asyncio.get_child_watcher()
+    assert isinstance(shared, asyncio.PidfdChildWatcher)
+    sleeper = await asyncio.create_subprocess_exec("sleep", "0.3")
+    first.__exit__(None, None, None)  # the first daemon stops while the second runs on
+    assert asyncio.get_child_watcher() is shared
+    assert await sleeper.wait() == 0  # still told of its child's exit
+    second.__exit__(None, None, None)
+    assert not isinstance(asyncio.get_child_watcher(), asyncio.PidfdChildWatcher)

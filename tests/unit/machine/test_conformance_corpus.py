@@ -87,10 +87,8 @@ EXPECTED: dict[str, list[str]] = {
     ],
     # ripienaar/choria-compose
     # Puppet's choria::scout_check writes `gossfile: ""` for every builtin check; Choria
-    # needs it only for the goss builtin. A steward difference worth fixing.
-    "check_choria.yaml": [
-        "check_choria.yaml:69:15: watchers[0].properties.gossfile: must not be empty"
-    ],
+    # needs it only for the goss builtin, and so does steward
+    "check_choria.yaml": VALID,
     "external_agent_manager.yaml": [
         unsupported("external_agent_manager.yaml", "21:11", 0, "plugins", "manage_agents")
     ],

@@ -227,7 +227,10 @@ class ArchiveWatcher(Watcher):
                         insecure=props.insecure,
                     )
             except TimeoutError:
-                return _error(payload, f"download timed out after {props.timeout:g}s")
+                detail = f"download timed out after {props.timeout:g}s"
+                if rendered.source.startswith("nats-object:") and not self.context.nats.connected:
+                    detail += ": NATS is not connected"  # the next run waits for it again
+                return _error(payload, detail)
             except (FetchError, NatsUnavailable) as exc:
                 return _error(payload, str(exc))
             if got.sha256 != rendered.checksum.lower():

@@ -223,3 +223,28 @@ async def test_without_nats_an_object_source_fails_cleanly(tmp_path: Path) -> No
     result: WatcherResult = await watcher(tmp_path, "nats-object://FLEET/app.tgz", V1).check()
     assert result.outcome is Outcome.ERROR
     assert "no NATS is configured" in result.detail
+
+
+async def test_nats_down_is_an_error_and_the_next_run_recovers(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "js", tmp_path / "nats.log")  # a free port; not started yet
+    link = NatsConnection(NatsSettings(servers=(server.url,)))
+    link.start()
+    try:
+        w = watcher(tmp_path, "nats-object://FLEET/app-1.tgz", V1)
+        w = ArchiveWatcher(w.spec, w.machine, fake_context(tmp_path / "scratch", nats=link))
+        down = await w.check()  # waits for NATS up to the timeout (5s, Choria's minimum)
+        assert down.outcome is Outcome.ERROR
+        assert down.detail == "download timed out after 5s: NATS is not connected"
+        server.start()
+        nc = await nats.connect(server.url)
+        try:
+            store = await nc.jetstream().create_object_store("FLEET")
+            await store.put("app-1.tgz", V1.data)
+        finally:
+            await nc.close()
+        result = await w.check()
+        assert result.outcome is Outcome.SUCCESS, result.detail
+        assert installed(tmp_path) == "name: v1\n"
+    finally:
+        await link.stop()
+        server.close()

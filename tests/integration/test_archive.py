@@ -1,10 +1,14 @@
 """archive: a real HTTP server (aiohttp) and a real nats-server's object store serve tarballs;
-the watcher installs good ones and refuses bad ones, leaving the previous version in place."""
+the watcher installs good ones and refuses bad ones, leaving the previous version in place;
+in a real daemon, an installed machine is picked up by hot reload."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import shutil
 import tarfile
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,12 +18,14 @@ from aiohttp import web
 
 from steward.broker.connection import NatsConnection
 from steward.broker.settings import NatsSettings
+from steward.daemon.config import Config
+from steward.daemon.server import Daemon, ExitCode
 from steward.watchers.archive import ArchiveWatcher
 from steward.watchers.base import Outcome, WatcherResult
 from tests.support.fakes import fake_context
 from tests.support.machines import Handle, parse
 from tests.support.nats_server import NatsServer
-from tests.support.tarballs import App, Entry, app
+from tests.support.tarballs import App, Entry, app, sha256
 
 V1 = app("app", {"machine.yaml": b"name: v1\n", "run.sh": b"#!/bin/sh\necho v1\n"})
 V2 = app("app", {"machine.yaml": b"name: v2\n"})
@@ -248,3 +254,47 @@ async def test_nats_down_is_an_error_and_the_next_run_recovers(tmp_path: Path) -
     finally:
         await link.stop()
         server.close()
+
+
+APP_MACHINE = b"""\
+name: app
+version: 1.0.0
+initial_state: ready
+transitions:
+  - {name: go, from: [ready], destination: done}
+"""
+
+
+async def test_a_daemon_installs_a_machine_and_hot_reload_starts_it(
+    tmp_path: Path, files: tuple[Files, str]
+) -> None:
+    served, url = files
+    bundle = app("app", {"machine.yaml": APP_MACHINE})
+    served.bodies["app.tgz"] = bundle.data
+    base = Path(tempfile.mkdtemp(prefix="ar-", dir="/tmp"))  # short: the socket path is bound
+    machines = base / "machines"
+    machines.mkdir()
+    (machines / "manager.yaml").write_text(
+        "name: manager\nversion: 1.0.0\ninitial_state: MANAGE\n"
+        "transitions: [{name: installed, from: [MANAGE], destination: DONE}]\n"
+        "watchers:\n  - name: download\n    type: archive\n    success_transition: installed\n"
+        f"    properties:\n      source: {url}/app.tgz\n      checksum: {bundle.checksum}\n"
+        "      target: .\n      creates: app\n      verify: SHA256SUMS\n"
+        f"      verify_checksum: {bundle.sums_checksum}\n"
+    )
+    config = Config(node="n1", machines_dir=machines, state_dir=base / "state", metrics_listen=None)
+    daemon = Daemon(config)
+    task = asyncio.ensure_future(daemon.serve())
+    try:
+        async with asyncio.timeout(20):
+            while "app" not in daemon.node.machines:
+                await asyncio.sleep(0.02)
+        assert daemon.node.get("manager").state == "DONE"
+        assert daemon.node.get("app").state == "ready"
+        assert sha256((machines / "app" / "machine.yaml").read_bytes()) == sha256(APP_MACHINE)
+        assert sorted(p.name for p in machines.iterdir()) == ["app", "manager.yaml"]
+    finally:
+        daemon.request_exit()
+        async with asyncio.timeout(20):
+            assert await task is ExitCode.OK
+        shutil.rmtree(base, ignore_errors=True)

@@ -28,6 +28,7 @@ class WatcherRegistry:
 
 def default_registry() -> WatcherRegistry:
     """The watcher types steward ships."""
+    from steward.watchers import archive as archive_watcher
     from steward.watchers import docker as docker_watcher
     from steward.watchers import exec as exec_watcher
     from steward.watchers import expression as expression_watcher
@@ -53,5 +54,6 @@ def default_registry() -> WatcherRegistry:
             metric_watcher.MetricWatcher,
             expression_watcher.ExpressionWatcher,
             kv_watcher.KvWatcher,
+            archive_watcher.ArchiveWatcher,
         ]
     )

@@ -36,6 +36,7 @@ SAMPLES: dict[str, str] = {
     "metric": "command: ./slow.sh\ntimeout: 60s",
     "expression": "success_when: data.key == 'value'",
     "kv": "bucket: CONTRACT\nkey: spec\nmode: watch\nrepublish_trigger: repub.spec",
+    "archive": "source: http://127.0.0.1:9/a.tgz\nchecksum: abc\ntarget: t\ncreates: app",
 }
 TYPES = default_registry().names()
 

@@ -35,8 +35,10 @@ def default_registry() -> WatcherRegistry:
     from steward.watchers import gossip as gossip_watcher
     from steward.watchers import health as health_watcher
     from steward.watchers import kv as kv_watcher
+    from steward.watchers import machines as machines_watcher
     from steward.watchers import metric as metric_watcher
     from steward.watchers import nagios as nagios_watcher
+    from steward.watchers import plugins as plugins_watcher
     from steward.watchers import schedule as schedule_watcher
     from steward.watchers import timer as timer_watcher
 
@@ -53,5 +55,7 @@ def default_registry() -> WatcherRegistry:
             metric_watcher.MetricWatcher,
             expression_watcher.ExpressionWatcher,
             kv_watcher.KvWatcher,
+            machines_watcher.MachinesWatcher,
+            plugins_watcher.PluginsWatcher,
         ]
     )

@@ -36,6 +36,8 @@ SAMPLES: dict[str, str] = {
     "metric": "command: ./slow.sh\ntimeout: 60s",
     "expression": "success_when: data.key == 'value'",
     "kv": "bucket: CONTRACT\nkey: spec\nmode: watch\nrepublish_trigger: repub.spec",
+    "machines": "data_item: spec\npurge_unknown: true\nmachine_manage_interval: 5m",
+    "plugins": "data_item: spec\nmanager_machine_prefix: pm\nplugins_directory: plugins",
 }
 TYPES = default_registry().names()
 

@@ -20,6 +20,7 @@ import click
 
 from steward import __version__
 from steward.cmd.client import ApiClient
+from steward.cmd.fleet import fleet
 from steward.cmd.governor import governor
 from steward.cmd.render import render_event, render_status
 from steward.daemon.config import config_path, load_config
@@ -377,6 +378,7 @@ def version(as_json: bool) -> None:
 
 
 cli.add_command(governor)
+cli.add_command(fleet)
 
 
 def main() -> None:

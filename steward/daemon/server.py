@@ -109,6 +109,7 @@ class Daemon:
                 docker=DockerEngines(),
                 processes=self.processes,
                 observer=self.machine_metrics,
+                machines_dir=config.machines_dir,
             )
         )
         self.metrics_registry.register(

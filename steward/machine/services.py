@@ -36,6 +36,7 @@ class NodeServices:
     docker: DockerEngines
     processes: ProcessTable
     observer: MachineObserver = NO_OBSERVER  # the daemon's metrics
+    machines_dir: Path | None = None  # the daemon's; the machines/plugins watchers write there
 
     def watcher_context(self, machine: str, instance: str) -> WatcherContext:
         return WatcherContext(
@@ -46,4 +47,5 @@ class NodeServices:
             docker=self.docker,
             processes=self.processes.for_machine(machine, instance),
             node=self.identity,
+            machines_dir=self.machines_dir,
         )

@@ -56,3 +56,6 @@ class WatcherContext:
     docker: DockerEngines  # one Engine per docker_host, shared by every docker watcher
     processes: MachineProcesses  # every command this machine's watchers run goes through it
     node: NodeIdentity
+    # the daemon's machines directory (the machines/plugins watchers write managed machines
+    # there); None outside a daemon: a watcher then uses its machine's parent directory
+    machines_dir: Path | None = None

@@ -36,8 +36,10 @@ def default_registry() -> WatcherRegistry:
     from steward.watchers import gossip as gossip_watcher
     from steward.watchers import health as health_watcher
     from steward.watchers import kv as kv_watcher
+    from steward.watchers import machines as machines_watcher
     from steward.watchers import metric as metric_watcher
     from steward.watchers import nagios as nagios_watcher
+    from steward.watchers import plugins as plugins_watcher
     from steward.watchers import schedule as schedule_watcher
     from steward.watchers import timer as timer_watcher
 
@@ -55,5 +57,7 @@ def default_registry() -> WatcherRegistry:
             expression_watcher.ExpressionWatcher,
             kv_watcher.KvWatcher,
             archive_watcher.ArchiveWatcher,
+            machines_watcher.MachinesWatcher,
+            plugins_watcher.PluginsWatcher,
         ]
     )

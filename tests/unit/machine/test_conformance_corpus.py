@@ -11,12 +11,16 @@ with the code.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from steward.errors import SpecError
+from steward.fleet.install import Layout, render
+from steward.fleet.spec import Entry
 from steward.machine.spec import MachineSpec
 from steward.machine.validate import check_references
+from steward.templates import Template
 from steward.watchers.registry import default_registry
 from tests.support.conformance import CORPUS, corpus_files
 from tests.support.machines import parse
@@ -46,6 +50,7 @@ def template_interval(file: str) -> str:
 
 
 VALID: list[str] = []
+TEMPLATE = ["a Go template, rendered before it is a machine"]
 
 EXPECTED: dict[str, list[str]] = {
     # go-choria aagent/machine/testdata
@@ -55,24 +60,13 @@ EXPECTED: dict[str, list[str]] = {
         f"empty.yaml:1:1: missing required field '{field}'"
         for field in ("name", "version", "initial_state", "transitions")
     ],
-    # go-choria fleet management: steward has no machines/plugins/archive watchers yet
-    "machine-manager.yaml": [
-        unsupported("machine-manager.yaml", "49:11", 2, "machines", "manage_machines")
-    ],
-    "plugins-machines-manager.yaml": [
-        unsupported("plugins-machines-manager.yaml", "49:11", 2, "plugins", "manage_machines")
-    ],
-    # go-choria Go templates, rendered by the machines/plugins watchers: not machines
-    "machines-watcher-managed.yaml": [
-        bad_name("machines-watcher-managed.yaml", "mm_{{ .Name }}"),
-        unsupported("machines-watcher-managed.yaml", "16:11", 0, "archive", "download"),
-        template_interval("machines-watcher-managed.yaml"),
-    ],
-    "plugins-watcher-managed.yaml": [
-        bad_name("plugins-watcher-managed.yaml", "{{ .NamePrefix }}_{{ .Name }}"),
-        unsupported("plugins-watcher-managed.yaml", "16:11", 0, "archive", "download"),
-        template_interval("plugins-watcher-managed.yaml"),
-    ],
+    # go-choria fleet management: the kv, machines and plugins watchers
+    "machine-manager.yaml": VALID,
+    "plugins-machines-manager.yaml": VALID,
+    # go-choria Go templates the machines/plugins watchers render into machines: checked
+    # rendered (test_rendered_templates_are_valid_machines), not as they are
+    "machines-watcher-managed.yaml": TEMPLATE,
+    "plugins-watcher-managed.yaml": TEMPLATE,
     # choria.io documentation and blog
     "hvac.yaml": [
         "hvac.yaml:51:25: watchers[1].success_transition: no transition named 'idle'; "
@@ -82,16 +76,12 @@ EXPECTED: dict[str, list[str]] = {
     "container-manager.yaml": VALID,
     # choria-io/machine-room
     "echo.yaml": VALID,
-    "machine-room-machines-manager.yaml": [
-        unsupported("machine-room-machines-manager.yaml", "49:11", 2, "plugins", "manage_machines")
-    ],
+    "machine-room-machines-manager.yaml": VALID,
     # ripienaar/choria-compose
     # Puppet's choria::scout_check writes `gossfile: ""` for every builtin check; Choria
     # needs it only for the goss builtin, and so does steward
     "check_choria.yaml": VALID,
-    "external_agent_manager.yaml": [
-        unsupported("external_agent_manager.yaml", "21:11", 0, "plugins", "manage_agents")
-    ],
+    "external_agent_manager.yaml": VALID,
     "facts.yaml": VALID,
 }
 
@@ -113,16 +103,37 @@ def test_every_file_has_a_verdict_and_every_verdict_a_file() -> None:
     assert sorted(p.name for p in corpus_files()) == sorted(EXPECTED)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if e != TEMPLATE))
 def test_verdict(name: str) -> None:
     assert verdict(name) == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if e == TEMPLATE))
+def test_rendered_templates_are_valid_machines(name: str, tmp_path: Path) -> None:
+    """Choria's managed-machine templates, rendered for one entry as the machines and
+    plugins watchers render them, are valid machines (an archive watcher each)."""
+    entry = Entry(
+        name="web",
+        source="https://example.com/web.tar.gz",
+        checksum="a" * 64,
+        verify_checksum="b" * 64,
+        governor="rollout",
+    )
+    layout = Layout(tmp_path, tmp_path / "plugins", "mm", "2m0s")
+    text = render(entry, layout, Template.parse((CORPUS / name).read_text()))
+    spec = parse(text, file=name)
+    assert [w.type for w in spec.watchers] == ["archive"]
+    assert spec.name == "mm_web"
 
 
 def test_valid_machines_resolve_each_other() -> None:
     """Loaded on one node together, the valid machines' names are unique and every
     ``subscribe`` and ``foreign_state_required`` resolves (Subscriber follows TestMachine)."""
     specs = [load(name) for name, expected in EXPECTED.items() if expected == VALID]
-    assert check_references(specs) == []
+    # machine-room ships its own copy of go-choria's machines manager: one of them per node
+    by_name = {spec.name: spec for spec in specs}
+    assert sorted(s.name for s in specs if by_name[s.name] is not s) == ["machines_manager"]
+    assert check_references(list(by_name.values())) == []
 
 
 def test_readme_has_a_row_per_file() -> None:

@@ -931,13 +931,10 @@ def test_testmachine_shape() -> None:
     ]
 
 
-def test_machine_manager_names_each_unsupported_type_and_watcher() -> None:
-    # its two kv watchers are valid; only the machines watcher is not supported yet
-    assert [str(p) for p in conformance_problems("machine-manager.yaml")] == [
-        "machine-manager.yaml:49:11: watchers[2].type: unsupported watcher type 'machines' "
-        "(watcher 'manage_machines'); "
-        f"supported: {SUPPORTED}",
-    ]
+def test_machine_manager_loads() -> None:
+    # Choria's manager machine: two kv watchers and a machines watcher, all supported
+    spec = load_conformance("machine-manager.yaml")
+    assert [w.type for w in spec.watchers] == ["kv", "kv", "machines"]
 
 
 # --- references between machines --------------------------------------------------------------

@@ -37,6 +37,8 @@ SAMPLES: dict[str, str] = {
     "expression": "success_when: data.key == 'value'",
     "kv": "bucket: CONTRACT\nkey: spec\nmode: watch\nrepublish_trigger: repub.spec",
     "archive": "source: http://127.0.0.1:9/a.tgz\nchecksum: abc\ntarget: t\ncreates: app",
+    "machines": "data_item: spec\npurge_unknown: true\nmachine_manage_interval: 5m",
+    "plugins": "data_item: spec\nmanager_machine_prefix: pm\nplugins_directory: plugins",
 }
 TYPES = default_registry().names()
 

@@ -1,0 +1,233 @@
+"""``steward fleet``: keys, signed specifications and their publication for the machines and
+plugins watchers (Choria's ``choria machine plugins pack|verify`` and ``mms keys``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from steward.fleet import keys
+from steward.fleet.spec import Format, SpecError, decode, encode
+
+FORMATS = click.Choice([f.value for f in Format])
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"steward: error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def fleet() -> None:
+    """Signed specifications of the machines a fleet runs."""
+
+
+@fleet.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def keygen(directory: Path) -> None:
+    """Write an ed25519 key pair (fleet.seed, mode 0600, and fleet.public) into DIRECTORY."""
+    try:
+        private, public = keys.generate(directory)
+    except (keys.KeyFileError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"private key {private}\npublic key  {public}: {public.read_text().strip()}")
+
+
+@fleet.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--key", type=click.Path(path_type=Path), help="ed25519 private key (hex seed)")
+@click.option("--format", "fmt", type=FORMATS, default="plugins", show_default=True)
+@click.option("--source-url", default="", help="DIR: archives' URL prefix (nats-object://B/)")
+@click.option(
+    "--match", "matches", multiple=True, metavar="NAME=EXPR", help="DIR: an entry's match"
+)
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="write the spec here")
+def pack(
+    source: Path,
+    key: Path | None,
+    fmt: str,
+    source_url: str,
+    matches: tuple[str, ...],
+    output: Path | None,
+) -> None:
+    """Sign SOURCE: a JSON list of entries (as Choria's pack), or a DIR of machine directories,
+    each packed into <name>.tar.gz (with SHA256SUMS) beside the spec."""
+    seed = _seed(key)
+    if source.is_dir():
+        payload = _pack_directory(source, source_url, dict(_pair(m) for m in matches), output)
+    else:
+        payload = source.read_bytes()
+        try:
+            if not isinstance(json.loads(payload), list):
+                fail(f"{source}: the specification must be a JSON list")
+        except json.JSONDecodeError as exc:
+            fail(f"{source}: invalid specification: {exc}")
+    if seed is None:
+        click.echo("steward: warning: no --key: the specification is not signed", err=True)
+    spec = encode(payload, Format(fmt), seed)
+    if output is None:
+        click.echo(spec.decode())
+    else:
+        output.write_bytes(spec + b"\n")
+        output.chmod(0o600)
+        click.echo(f"wrote {output}")
+
+
+@fleet.command()
+@click.argument("spec_file", metavar="SPEC", type=click.Path(exists=True, path_type=Path))
+@click.option("--public-key", required=True, help="hex ed25519 public key, or a file holding it")
+@click.option("--format", "fmt", type=FORMATS, default="plugins", show_default=True)
+@click.option("--facts", "facts_files", multiple=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--identity", default="", help="the node name matched by identity()")
+@click.option("--json", "as_json", is_flag=True)
+def verify(
+    spec_file: Path,
+    public_key: str,
+    fmt: str,
+    facts_files: tuple[Path, ...],
+    identity: str,
+    as_json: bool,
+) -> None:
+    """Check SPEC as a node would, and show which entries match the given facts files."""
+    from steward.expressions import ExpressionError
+    from steward.fleet.matcher import matches
+
+    try:
+        spec = decode(spec_file.read_bytes(), Format(fmt))
+        spec.verify(keys.public_key(public_key))
+        entries = spec.entries()
+    except (SpecError, keys.KeyFileError) as exc:
+        fail(f"{spec_file}: {exc}")
+    nodes = [(str(f), json.loads(f.read_text())) for f in facts_files] or [("(no facts)", {})]
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        for where, facts in nodes:
+            try:
+                matched: bool | str = matches(entry.match, identity, facts)
+            except ExpressionError as exc:
+                matched = f"error: {exc}"
+            rows.append(
+                {"name": entry.name, "facts": where, "match": entry.match, "matched": matched}
+            )
+    if as_json:
+        click.echo(json.dumps({"verified": True, "entries": rows}, indent=2))
+        return
+    click.echo(f"{spec_file}: signature verified, {len(entries)} entries")
+    for row in rows:
+        click.echo(f"  {row['name']:<24} {row['facts']:<24} {row['matched']}  {row['match']}")
+
+
+@fleet.command()
+@click.argument("spec_file", metavar="SPEC", type=click.Path(exists=True, path_type=Path))
+@click.option("--nats", "url", required=True, help="NATS URL")
+@click.option("--credentials", type=click.Path(exists=True), help="NATS credentials file")
+@click.option("--bucket", default="MACHINES", show_default=True)
+@click.option("--key", "kv_key", default="spec", show_default=True)
+@click.option("--object-store", default="", help="also upload DIR's archives to this store")
+@click.option("--archives", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def publish(
+    spec_file: Path,
+    url: str,
+    credentials: str | None,
+    bucket: str,
+    kv_key: str,
+    object_store: str,
+    archives: Path | None,
+) -> None:
+    """Put SPEC into the KV key (and with --object-store, the .tar.gz in --archives)."""
+    from steward.errors import ApiError
+
+    uploads = (
+        [(a.name, a.read_bytes()) for a in sorted(archives.glob("*.tar.gz"))] if archives else []
+    )
+    try:
+        revision = asyncio.run(
+            _publish(
+                spec_file.read_bytes(), url, credentials, bucket, kv_key, object_store, uploads
+            )
+        )
+    except (ApiError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"published {spec_file} to {bucket}.{kv_key} (revision {revision})")
+
+
+async def _publish(
+    spec: bytes,
+    url: str,
+    credentials: str | None,
+    bucket: str,
+    kv_key: str,
+    object_store: str,
+    uploads: list[tuple[str, bytes]],
+) -> int:
+    from nats.js.api import KeyValueConfig, ObjectStoreConfig
+    from nats.js.errors import BucketNotFoundError
+
+    from steward.cmd.connect import connect_nats
+    from steward.errors import ApiError
+
+    nc = await connect_nats(url, credentials, name="steward-fleet")
+    try:
+        js = nc.jetstream()
+        if object_store and uploads:
+            try:
+                store = await js.object_store(object_store)
+            except BucketNotFoundError:
+                store = await js.create_object_store(config=ObjectStoreConfig(bucket=object_store))
+            for name, content in uploads:
+                await store.put(name, content)
+        try:
+            kv = await js.key_value(bucket)
+        except BucketNotFoundError:
+            kv = await js.create_key_value(config=KeyValueConfig(bucket=bucket))
+        return int(await kv.put(kv_key, spec))
+    except Exception as exc:  # nats-py raises many types: one line for the user
+        raise ApiError(f"cannot publish: {type(exc).__name__}: {exc}") from exc
+    finally:
+        await nc.close()
+
+
+def _seed(key: Path | None) -> bytes | None:
+    if key is None:
+        return None
+    try:
+        return keys.read_seed(key)
+    except keys.KeyFileError as exc:
+        fail(str(exc))
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, expression = text.partition("=")
+    if not sep or not name:
+        fail(f"--match {text!r}: use NAME=EXPRESSION")
+    return name, expression
+
+
+def _pack_directory(
+    directory: Path, source_url: str, matches: dict[str, str], output: Path | None
+) -> bytes:
+    from steward.fleet.pack import pack_machine
+
+    out_dir = output.parent if output is not None else directory
+    machines = sorted(d for d in directory.iterdir() if (d / "machine.yaml").is_file())
+    if not machines:
+        fail(f"{directory}: no machine directories (with a machine.yaml) in it")
+    entries = []
+    for machine in machines:
+        packed = pack_machine(machine, out_dir)
+        entry = {
+            "name": packed.name,
+            "source": f"{source_url}{packed.archive.name}",
+            "verify": "SHA256SUMS",
+            "verify_checksum": packed.verify_checksum,
+            "checksum": packed.checksum,
+        }
+        if packed.name in matches:
+            entry["match"] = matches[packed.name]
+        entries.append(entry)
+    return json.dumps(entries, indent=2).encode()

@@ -337,6 +337,10 @@ class RunningMachine:
         self.data.update(values)
         for key in removed:
             self.data.pop(key, None)
+        changed = frozenset((*values, *removed))
+        for w in self.watchers:
+            if w.active:
+                w.data_changed(changed)  # a watcher that reads these keys may look again now
         try:
             await self._store.save_data(self.name, self.data, self._clock.time())
         except StoreError as exc:

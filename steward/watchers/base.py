@@ -106,6 +106,11 @@ class Watcher(ABC):
     async def check(self) -> WatcherResult:
         """Observe once. Cancellation must clean up (kill processes, close handles)."""
 
+    def data_changed(self, keys: frozenset[str]) -> None:
+        """The machine's data under ``keys`` changed (another watcher wrote it); a type that
+        reads the data (``machines``, ``plugins``) wakes to look at it now."""
+        return
+
     def announces(self, result: WatcherResult) -> bool:
         """Whether this result may be published as the watcher's state event."""
         return True
@@ -133,11 +138,14 @@ class Watcher(ABC):
         """Run the check now instead of at the end of the interval (an engine event, say).
 
         Wake-ups coalesce: any number before the next run cause one run; one that arrives
-        while a check runs causes one more run right after it. No effect while inactive.
+        while a check runs causes one more run right after it. No effect while inactive. A
+        watcher without an interval (it ran once when it became active) runs once more.
         """
         self._woken = True
         if self._pausing is not None:
             _release(self._pausing)
+        elif self.active and (self._task is None or self._task.done()):
+            self._replace_task(self._loop())
 
     async def close(self) -> None:
         """Deactivate and wait until the running check has cleaned up."""

@@ -103,6 +103,10 @@ class PluginsWatcher(Watcher):
             machines_dir, target, self.props.prefix, format_duration(self.props.manage_interval)
         )
 
+    def data_changed(self, keys: frozenset[str]) -> None:
+        if self.props.data_item in keys:
+            self.wake()  # a new specification (the kv watcher put it): act on it now
+
     async def check(self) -> WatcherResult:
         props = self.props
         data = self.machine.data_snapshot()

@@ -335,3 +335,44 @@ async def test_gather_initial_state_never_runs_a_command_in_an_excluded_state(
                 await asyncio.sleep(0.02)
     finally:
         await machine.stop()
+
+
+async def test_active_watchers_hear_of_data_another_watcher_wrote() -> None:
+    heard: list[frozenset[str]] = []
+
+    class Listening(ScriptedWatcher):
+        TYPE = "listening"
+
+        def data_changed(self, keys: frozenset[str]) -> None:
+            heard.append(keys)
+
+    clock = FakeClock()
+    services = node_services(clock=clock, registry=WatcherRegistry([ScriptedWatcher, Listening]))
+    spec = machine_spec(w("writer"), w("reader", wtype="listening"), w("idle", states=("b",)))
+    machine = RunningMachine(spec, node=FakeNode(), services=services)
+    await machine.start()
+    try:
+        await settle()
+        writer = next(x for x in machine.watchers if x.name == "writer")
+        writer.feed(Outcome.UNCHANGED, data={"spec": "v2"})
+        await settle()
+        assert heard == [frozenset({"spec"})]
+        assert machine.data == {"spec": "v2"}
+    finally:
+        await machine.stop()
+
+
+async def test_wake_runs_a_watcher_without_interval_once_more(harnesses: Any) -> None:
+    h = harnesses(machine_spec(w("probe")))  # no interval: it runs when it becomes active
+    await h.start()
+    probe = h.watcher("probe")
+    probe.feed(Outcome.UNCHANGED)
+    await settle()
+    assert probe.started == 1
+    probe.wake()
+    await settle()
+    assert probe.started == 2
+    probe.deactivate()
+    probe.wake()  # inactive: nothing
+    await settle()
+    assert probe.started == 2

@@ -3,6 +3,7 @@ changes nothing and is dropped from the data."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import textwrap
 from pathlib import Path
@@ -29,12 +30,13 @@ class Handle:
         self.state = "MANAGE"
         self.state_version = 0
         self.data: dict[str, Any] = {}
+        self.results: list[WatcherResult] = []
 
     def data_snapshot(self) -> dict[str, Any]:
         return dict(self.data)
 
     def submit_result(self, watcher: Any, result: WatcherResult, version: int) -> None:
-        pass
+        self.results.append(result)
 
 
 def entry(name: str, match: str = "", checksum: str = "c1") -> dict[str, str]:
@@ -180,3 +182,20 @@ async def test_a_broken_match_skips_the_entry(tmp_path: Path) -> None:
     assert result.payload["written"] == ["ok"]
     assert any(p.startswith("app:") for p in result.payload["problems"])
     assert not (machines / "mm_app").exists()
+
+
+async def test_a_new_specification_in_the_data_is_acted_on_at_once(tmp_path: Path) -> None:
+    watcher, handle, machines = build(tmp_path)  # manages every 2m
+    watcher.activate()
+    async with asyncio.timeout(5):
+        while not handle.results:  # the first run: no specification yet
+            await asyncio.sleep(0.01)
+    assert handle.results[-1].outcome is Outcome.ERROR
+    handle.data["spec"] = spec([entry("app", 'identity("^web")')])
+    watcher.data_changed(frozenset({"spec"}))  # what the machine says when the kv watcher wrote it
+    async with asyncio.timeout(5):  # not 2 minutes
+        while not (machines / "mm_app" / "machine.yaml").exists():
+            await asyncio.sleep(0.01)
+    watcher.data_changed(frozenset({"unrelated"}))
+    await watcher.close()
+    assert handle.results[-1].outcome is Outcome.SUCCESS

@@ -50,6 +50,9 @@ class Config:
     rescan_interval: float = DEFAULT_RESCAN_INTERVAL  # reload.rescan_interval
     metrics_listen: tuple[str, int] | None = DEFAULT_METRICS_LISTEN  # None: no metrics endpoint
     facts: Path | None = None  # the node's facts (JSON, or YAML by suffix); Choria's plugin.yaml
+    # hex ed25519 public key every machines/plugins watcher verifies specifications with,
+    # overriding their public_key (Choria's plugin.choria.machine.signing_key)
+    signing_key: str | None = None
     source: Path | None = None  # the file this came from, if any
 
     @property
@@ -129,6 +132,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, str]:
         "STEWARD_NATS_CREDENTIALS": "nats_credentials",
         "STEWARD_METRICS_LISTEN": "metrics_listen",
         "STEWARD_FACTS": "facts",
+        "STEWARD_SIGNING_KEY": "signing_key",
     }
     out: dict[str, Any] = {field: env[var] for var, field in keys.items() if env.get(var)}
     if "nats_servers" in out:
@@ -151,6 +155,8 @@ def _apply(config: Config, values: Mapping[str, Any], base: Path) -> Config:
                 changes[key] = parse_listen(value)
             except ValueError as exc:
                 raise ConfigError(f"metrics listen address {exc}") from None
+        elif key == "signing_key":
+            changes[key] = _signing_key(value)
         elif key in ("machines_dir", "state_dir", "socket", "facts"):
             p = Path(value).expanduser()
             changes[key] = p if p.is_absolute() else base / p
@@ -174,7 +180,7 @@ def _read_file(path: Path) -> Config:
     doc = Fields.document(data, problems) if data is not None else None
     values: dict[str, Any] = {}
     if doc is not None:
-        for key in ("node", "machines_dir", "state_dir", "facts"):
+        for key in ("node", "machines_dir", "state_dir", "facts", "signing_key"):
             value = doc.string(key)
             if value is not None:
                 values[key] = value
@@ -277,3 +283,16 @@ def _read_metrics(doc: Fields, values: dict[str, Any]) -> None:
         else:
             values["metrics_listen"] = listen
     metrics.finish(" in metrics")
+
+
+def _signing_key(value: str) -> str:
+    """A hex ed25519 public key; ConfigError otherwise."""
+    key = value.strip()
+    try:
+        if len(bytes.fromhex(key)) == 32:
+            return key
+    except ValueError:
+        pass
+    raise ConfigError(
+        f"signing_key must be an ed25519 public key in hex (64 digits), got {value!r}"
+    )

@@ -110,6 +110,7 @@ class Daemon:
                 processes=self.processes,
                 observer=self.machine_metrics,
                 machines_dir=config.machines_dir,
+                signing_key=config.signing_key,
             )
         )
         self.metrics_registry.register(

@@ -37,6 +37,7 @@ class NodeServices:
     processes: ProcessTable
     observer: MachineObserver = NO_OBSERVER  # the daemon's metrics
     machines_dir: Path | None = None  # the daemon's; the machines/plugins watchers write there
+    signing_key: str | None = None  # config: the specifications' public key, for every node
 
     def watcher_context(self, machine: str, instance: str) -> WatcherContext:
         return WatcherContext(
@@ -48,4 +49,5 @@ class NodeServices:
             processes=self.processes.for_machine(machine, instance),
             node=self.identity,
             machines_dir=self.machines_dir,
+            signing_key=self.signing_key,
         )

@@ -59,3 +59,5 @@ class WatcherContext:
     # the daemon's machines directory (the machines/plugins watchers write managed machines
     # there); None outside a daemon: a watcher then uses its machine's parent directory
     machines_dir: Path | None = None
+    # the fleet's specification key from the daemon's config: overrides a watcher's public_key
+    signing_key: str | None = None

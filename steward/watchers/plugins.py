@@ -114,8 +114,9 @@ class PluginsWatcher(Watcher):
             return self._result(Outcome.ERROR, f"data item {props.data_item} not present")
         try:
             spec = decode(data[props.data_item], self.FORMAT)
-            if props.public_key:
-                spec.verify(props.public_key)
+            key = self.context.signing_key or props.public_key  # the config's wins
+            if key:
+                spec.verify(key)
             entries = spec.entries()
         except SpecError as exc:
             return self._result(

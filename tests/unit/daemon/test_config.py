@@ -131,7 +131,8 @@ def test_unknown_keys_name_file_line_and_column(tmp_path: Path) -> None:
         "invalid config:\n"
         f"{path}:4:3: log.colour: unknown field 'colour' in log (known: format, level)\n"
         f"{path}:5:1: nmae: unknown field 'nmae' "
-        "(known: api, events, facts, log, machines_dir, metrics, nats, node, reload, state_dir)"
+        "(known: api, events, facts, log, machines_dir, metrics, nats, node, reload, "
+        "signing_key, state_dir)"
     )
 
 
@@ -280,3 +281,13 @@ def test_facts_file_from_file_env_and_flag(tmp_path: Path) -> None:
 def test_facts_must_be_a_path_string(tmp_path: Path) -> None:
     message = config_error(write(tmp_path, "facts: [a.json]\n"))
     assert "steward.yaml:1:8: facts: must be a string, not a list" in message
+
+
+def test_signing_key_from_file_and_env_and_checked(tmp_path: Path) -> None:
+    key = "ab" * 32
+    assert load_config(None, env={}).signing_key is None
+    cfg = write(tmp_path, f"signing_key: {key}\n")
+    assert load_config(cfg, env={}).signing_key == key
+    assert load_config(cfg, env={"STEWARD_SIGNING_KEY": "cd" * 32}).signing_key == "cd" * 32
+    message = config_error(write(tmp_path, "signing_key: nothex\n"), env={})
+    assert "signing_key must be an ed25519 public key in hex (64 digits)" in message

@@ -4,6 +4,7 @@ changes nothing and is dropped from the data."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -199,3 +200,19 @@ async def test_a_new_specification_in_the_data_is_acted_on_at_once(tmp_path: Pat
     watcher.data_changed(frozenset({"unrelated"}))
     await watcher.close()
     assert handle.results[-1].outcome is Outcome.SUCCESS
+
+
+async def test_the_configs_signing_key_overrides_public_key(tmp_path: Path) -> None:
+    other = bytes(range(1, 33))
+    other_public = bytes(SigningKey(other).verify_key).hex()
+    watcher, handle, machines = build(tmp_path)  # public_key: PUBLIC
+    watcher.context = dataclasses.replace(watcher.context, signing_key=other_public)
+    handle.data["spec"] = spec([entry("app")])  # signed with SEED, which PUBLIC verifies
+    refused = await watcher.check()
+    assert refused.outcome is Outcome.ERROR
+    assert "signature does not verify" in refused.detail
+    assert not (machines / "mm_app").exists()
+    handle.data["spec"] = spec([entry("app")], seed=other)
+    accepted = await watcher.check()
+    assert accepted.outcome is Outcome.SUCCESS, accepted.detail
+    assert (machines / "mm_app" / "machine.yaml").exists()

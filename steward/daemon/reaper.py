@@ -74,15 +74,16 @@ class _SharedPidfdWatcher(asyncio.PidfdChildWatcher):
         self.users = 0
 
 
-def become_subreaper() -> bool:
-    """Make this process the reaper of its orphaned descendants. False if the OS refuses."""
+def become_subreaper(on: bool = True) -> bool:
+    """Make this process the reaper of its orphaned descendants (``on``), or stop being it.
+    False if the OS refuses."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        ok = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        ok = libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
     if not ok:
-        log.warning("cannot become a child subreaper: %s", os.strerror(ctypes.get_errno()))
+        log.warning("cannot set the child subreaper flag: %s", os.strerror(ctypes.get_errno()))
     return bool(ok)
 
 
@@ -122,6 +123,9 @@ class Reaper:
             await asyncio.sleep(0.05)
         if self.killed:
             log.info("killed %d leftover command processes", self.killed)
+        # no longer this process's to adopt: a process that outlives the daemon in it (a test
+        # run's other daemons and servers) must not be taken for a command's orphan
+        become_subreaper(False)
 
     async def _run(self) -> None:
         while True:

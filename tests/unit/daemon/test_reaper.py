@@ -44,3 +44,25 @@ async def test_daemons_sharing_a_process_share_the_watcher_and_the_last_restores
     assert await sleeper.wait() == 0  # still told of its child's exit
     second.__exit__(None, None, None)
     assert not isinstance(asyncio.get_child_watcher(), asyncio.PidfdChildWatcher)
+
+
+async def test_a_stopped_reaper_is_no_longer_the_subreaper() -> None:
+    import ctypes
+
+    from steward.daemon.reaper import PR_SET_CHILD_SUBREAPER, Reaper
+    from steward.processes import ProcessTable
+
+    pr_get_child_subreaper = PR_SET_CHILD_SUBREAPER + 1
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def subreaper() -> bool:
+        flag = ctypes.c_int(0)
+        assert libc.prctl(pr_get_child_subreaper, ctypes.byref(flag), 0, 0, 0) == 0
+        return bool(flag.value)
+
+    reaper = Reaper(ProcessTable())
+    reaper.start()
+    assert subreaper()
+    await reaper.stop()
+    # what is orphaned in this process afterwards (another test's dockerd, say) goes to init
+    assert not subreaper()

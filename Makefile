@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
 .PHONY: venv run test lint typecheck pytest bench bench-load bench-monit bench-exec bench-timers \
-	bench-restart bench-reload bench-events bench-kv bench-quick docker-setup package package-test \
+	bench-restart bench-reload bench-events bench-kv bench-fleet bench-quick docker-setup package package-test \
 	clean
 
 venv: $(STAMP)
@@ -38,7 +38,7 @@ pytest: $(STAMP)
 ## PASS/MISS lines are appended to bench/RESULTS.md (~25 min; quiet machine; root for monit,
 ## a Docker engine for bench-restart: make docker-setup)
 bench: $(STAMP) bench-load bench-monit bench-exec bench-timers bench-restart bench-reload \
-	bench-events bench-kv
+	bench-events bench-kv bench-fleet
 
 ## scenario 1 alone: 1,000 exec+timer machines (load, RSS, CPU per check, check rate)
 bench-load: $(STAMP)
@@ -73,6 +73,10 @@ bench-kv: $(STAMP)
 bench-reload: $(STAMP)
 	$(BIN)/python bench/reload_latency.py --drops 50
 
+## issue 15: spec put -> shipped machine running on 5 in-process daemons; a governed rollout
+bench-fleet: $(STAMP)
+	$(BIN)/python bench/fleet_rollout.py
+
 ## smoke runs of every benchmark, nothing recorded (CI runs this so the code never rots)
 bench-quick: $(STAMP)
 	$(BIN)/python bench/load_machines.py --quick --no-record
@@ -82,6 +86,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/restart_compare.py --quick --no-record
 	$(BIN)/python bench/reload_latency.py --quick --no-record
 	$(BIN)/python bench/events_latency.py --quick --no-record
+	$(BIN)/python bench/fleet_rollout.py --quick --no-record
 	$(BIN)/python bench/kv_latency.py --quick --no-record
 
 ## a Docker engine and the test image (root: installs docker.io and busybox-static if missing)

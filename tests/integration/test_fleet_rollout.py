@@ -26,6 +26,7 @@ from steward.daemon.config import Config
 from steward.daemon.server import Daemon, ExitCode
 from steward.events.envelope import EventKind
 from steward.events.formats import parse_event
+from tests.support.conformance import CORPUS
 from tests.support.nats_server import NatsServer
 
 DEADLINE = 20.0
@@ -220,3 +221,42 @@ async def test_a_published_spec_installs_replaces_and_purges_on_matching_nodes(
             codes = await asyncio.gather(*tasks, return_exceptions=True)
         server.close()
     assert all(code is ExitCode.OK for code in codes), codes
+
+
+async def test_chorias_own_machine_manager_runs_a_published_spec(base: Path) -> None:
+    """go-choria's machine-manager.yaml, unchanged (poll mode, the older `machines` format)."""
+    server = NatsServer(base / "js", base / "nats.log")
+    server.start()
+    await fleet_stores(server.url)
+    steward("fleet", "keygen", str(base / "keys"))
+    ship = base / "ship-m"
+    (ship / "app").mkdir(parents=True)
+    (ship / "app" / "machine.yaml").write_text(APP.format(version="3.0.0"))
+    spec = base / "m.json"
+    steward(
+        *("fleet", "pack", str(ship), "--key", str(base / "keys" / "fleet.seed")),
+        *("--format", "machines", "--source-url", "nats-object://ARCHIVES/", "-o", str(spec)),
+    )
+    publish(server, spec)  # before the node starts: the manager polls it at once
+    machines = base / "node" / "machines"
+    (machines / "manager").mkdir(parents=True)
+    shutil.copy(CORPUS / "machine-manager.yaml", machines / "manager" / "machine.yaml")
+    daemon = Daemon(
+        Config(
+            node="node1",
+            machines_dir=machines,
+            state_dir=base / "node" / "state",
+            metrics_listen=None,
+            nats=NatsSettings(servers=(server.url,)),
+        )
+    )
+    task = asyncio.ensure_future(daemon.serve())
+    try:
+        await until("app 3.0.0", lambda: app_version(daemon) == "3.0.0")
+        assert daemon.node.get("machine_manager").state == "MANAGE"
+    finally:
+        daemon.request_exit()
+        async with asyncio.timeout(DEADLINE):
+            code = await task
+        server.close()
+    assert code is ExitCode.OK

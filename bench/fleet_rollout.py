@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,6 @@ from benchlib import (
 from steward.broker.settings import NatsSettings
 from steward.daemon.config import Config
 from steward.daemon.server import Daemon
-from steward.fleet.spec import Format, decode, encode
 
 TARGET_P99 = 2.0
 DEADLINE = 60.0
@@ -108,23 +106,9 @@ def pack(work: Path, version: str, governor: str = "") -> Path:
     steward(
         *("fleet", "pack", str(ship), "--key", str(work / "keys" / "fleet.seed")),
         *("--source-url", "nats-object://ARCHIVES/", "--match", 'app=identity("^node")'),
+        *(("--governor", f"app={governor}") if governor else ()),
         *("-o", str(spec)),
     )
-    if governor:  # every entry behind the governor: re-sign the list with it
-        entries = decode(spec.read_text(), Format.PLUGINS).entries()
-        listed = [
-            {
-                "name": e.name,
-                "source": e.source,
-                "checksum": e.checksum,
-                "verify_checksum": e.verify_checksum,
-                "match": e.match,
-                "governor": governor,
-            }
-            for e in entries
-        ]
-        seed = bytes.fromhex((work / "keys" / "fleet.seed").read_text().strip())
-        spec.write_bytes(encode(json.dumps(listed).encode(), Format.PLUGINS, seed))
     return spec
 
 

@@ -46,6 +46,13 @@ def keygen(directory: Path) -> None:
 @click.option(
     "--match", "matches", multiple=True, metavar="NAME=EXPR", help="DIR: an entry's match"
 )
+@click.option(
+    "--governor",
+    "governors",
+    multiple=True,
+    metavar="NAME=GOVERNOR",
+    help="DIR: the governor an entry's nodes take a slot in to install it (NAME may be *)",
+)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="write the spec here")
 def pack(
     source: Path,
@@ -53,13 +60,20 @@ def pack(
     fmt: str,
     source_url: str,
     matches: tuple[str, ...],
+    governors: tuple[str, ...],
     output: Path | None,
 ) -> None:
     """Sign SOURCE: a JSON list of entries (as Choria's pack), or a DIR of machine directories,
     each packed into <name>.tar.gz (with SHA256SUMS) beside the spec."""
     seed = _seed(key)
     if source.is_dir():
-        payload = _pack_directory(source, source_url, dict(_pair(m) for m in matches), output)
+        payload = _pack_directory(
+            source,
+            source_url,
+            dict(_pair(m) for m in matches),
+            dict(_pair(g) for g in governors),
+            output,
+        )
     else:
         payload = source.read_bytes()
         try:
@@ -204,12 +218,16 @@ def _seed(key: Path | None) -> bytes | None:
 def _pair(text: str) -> tuple[str, str]:
     name, sep, expression = text.partition("=")
     if not sep or not name:
-        fail(f"--match {text!r}: use NAME=EXPRESSION")
+        fail(f"{text!r}: use NAME=VALUE (--match NAME=EXPRESSION, --governor NAME=GOVERNOR)")
     return name, expression
 
 
 def _pack_directory(
-    directory: Path, source_url: str, matches: dict[str, str], output: Path | None
+    directory: Path,
+    source_url: str,
+    matches: dict[str, str],
+    governors: dict[str, str],
+    output: Path | None,
 ) -> bytes:
     from steward.fleet.pack import pack_machine
 
@@ -229,5 +247,8 @@ def _pack_directory(
         }
         if packed.name in matches:
             entry["match"] = matches[packed.name]
+        governor = governors.get(packed.name, governors.get("*"))
+        if governor:
+            entry["governor"] = governor
         entries.append(entry)
     return json.dumps(entries, indent=2).encode()

@@ -64,3 +64,23 @@ def test_pack_refuses_a_readable_private_key(tmp_path: Path) -> None:
     listing.write_text("[]")
     code, out = run("pack", str(listing), "--key", str(seed))
     assert code == 1 and "accessible by group or others" in out
+
+
+def test_pack_sets_each_entrys_governor(tmp_path: Path) -> None:
+    run("keygen", str(tmp_path / "keys"))
+    machines = tmp_path / "src"
+    for name in ("app", "db", "web"):
+        (machines / name).mkdir(parents=True)
+        (machines / name / "machine.yaml").write_text(f"name: {name}\n")
+    spec_file = tmp_path / "spec.json"
+    code, out = run(
+        "pack", str(machines), "--key", str(tmp_path / "keys" / "fleet.seed"),
+        "--governor", "app=canary", "--governor", "*=rollout", "-o", str(spec_file),
+    )  # fmt: skip
+    assert code == 0, out
+    governors = {
+        e.name: e.governor for e in decode(spec_file.read_bytes(), Format.PLUGINS).entries()
+    }
+    assert governors == {"app": "canary", "db": "rollout", "web": "rollout"}
+    code, out = run("pack", str(machines), "--governor", "nameless", "-o", str(spec_file))
+    assert code != 0 and "use NAME=VALUE" in out

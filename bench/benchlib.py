@@ -334,6 +334,22 @@ def print_lines(lines: Iterable[tuple[str, str]]) -> None:
         print(f"{name}: {value}")
 
 
+def report_figures(
+    lines: Iterable[tuple[str, str]],
+    section: Callable[[], str],
+    summaries: Iterable[str] = (),
+    *,
+    no_record: bool,
+) -> None:
+    """What every script does with its figures: print them, append ``section()`` to
+    RESULTS.md (unless ``--no-record``), then print its summary (PASS/MISS) lines."""
+    print_lines(lines)
+    if not no_record:
+        record(section())
+    for line in summaries:
+        print(line)
+
+
 def results_section(
     title: str,
     lines: Iterable[tuple[str, str]],

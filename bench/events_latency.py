@@ -64,9 +64,8 @@ from benchlib import (
     ms,
     percentile,
     positive_int,
-    print_lines,
     proc_sample,
-    record,
+    report_figures,
     results_section,
     run_main,
     short_state_dir,
@@ -512,11 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def report(results: Results) -> None:
-        print_lines(lines(results))
-        if not args.no_record:
-            record(section(results))
-        for line in results.summaries():
-            print(line)
+        report_figures(
+            lines(results),
+            lambda: section(results),
+            results.summaries(),
+            no_record=args.no_record,
+        )
 
     return run_main("events_latency", lambda: asyncio.run(run_bench(args)), report)
 

@@ -61,8 +61,7 @@ from benchlib import (
     keep_or_remove,
     loadavg,
     positive_int,
-    print_lines,
-    record,
+    report_figures,
     results_section,
     run_main,
     summary_line,
@@ -375,10 +374,12 @@ def main(argv: list[str] | None = None) -> int:
             f"--- {figures.machines} spawns every {figures.interval:g} s, {figures.rounds} "
             f"rounds of {figures.window:g} s, load average at start {figures.loadavg}"
         )
-        print_lines(figures.lines())
-        if not args.no_record:
-            record(section(figures))
-        print(figures.summary())
+        report_figures(
+            figures.lines(),
+            lambda: section(figures),
+            [figures.summary()],
+            no_record=args.no_record,
+        )
 
     return run_main("exec_floor", lambda: run_bench(args), report)
 

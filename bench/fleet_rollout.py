@@ -43,8 +43,7 @@ from benchlib import (
     ms,
     percentile,
     positive_int,
-    print_lines,
-    record,
+    report_figures,
     results_section,
     run_main,
 )
@@ -260,11 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def report(r: Results) -> None:
-        print_lines(lines(r))
-        if not args.no_record:
-            record(section(r))
-        for line in summary(r):
-            print(line)
+        report_figures(lines(r), lambda: section(r), summary(r), no_record=args.no_record)
 
     return run_main("fleet_rollout", lambda: asyncio.run(run_bench(args)), report)
 

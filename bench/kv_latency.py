@@ -52,8 +52,7 @@ from benchlib import (
     ms,
     percentile,
     positive_int,
-    print_lines,
-    record,
+    report_figures,
     results_section,
     run_main,
     short_state_dir,
@@ -276,11 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def report(phases: list[Phase]) -> None:
-        print_lines(lines(phases))
-        if not args.no_record:
-            record(section(phases))
-        for p in phases:
-            print(phase_line(p))
+        report_figures(
+            lines(phases),
+            lambda: section(phases),
+            [phase_line(p) for p in phases],
+            no_record=args.no_record,
+        )
 
     return run_main("kv_latency", lambda: asyncio.run(run_bench(args)), report)
 

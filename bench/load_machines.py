@@ -44,10 +44,9 @@ from benchlib import (
     keep_or_remove,
     loadavg,
     positive_int,
-    print_lines,
     proc_sample,
     read_log,
-    record,
+    report_figures,
     results_section,
     run_main,
     short_state_dir,
@@ -433,9 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             f"--- {figures.machines} machines, interval {figures.interval:g} s, "
             f"duration {figures.duration:g} s, load average at start {figures.loadavg}"
         )
-        print_lines(figures.lines())
-        if not args.no_record:
-            record(section(figures))
+        report_figures(figures.lines(), lambda: section(figures), no_record=args.no_record)
 
     return run_main("load_machines", lambda: run_bench(args), report)
 

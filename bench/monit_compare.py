@@ -86,9 +86,8 @@ from benchlib import (
     log_tail,
     not_run,
     positive_int,
-    print_lines,
     proc_sample,
-    record,
+    report_figures,
     results_section,
     run_main,
     short_state_dir,
@@ -714,10 +713,12 @@ def main(argv: list[str] | None = None) -> int:
             f"--- {figures.machines} checks every {figures.interval:g} s, {figures.rounds} "
             f"rounds of {figures.window:g} s, load average at start {figures.loadavg}"
         )
-        print_lines(figures.lines())
-        if not args.no_record:
-            record(section(figures))
-        print(figures.summary())
+        report_figures(
+            figures.lines(),
+            lambda: section(figures),
+            [figures.summary()],
+            no_record=args.no_record,
+        )
         return 0
 
     return run_main("monit_compare", lambda: run_bench(args), report)

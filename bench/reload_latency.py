@@ -40,8 +40,7 @@ from benchlib import (
     ms,
     percentile,
     positive_int,
-    print_lines,
-    record,
+    report_figures,
     results_section,
     run_main,
     short_state_dir,
@@ -220,10 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def report(figures: Figures) -> None:
-        print_lines(figures.lines())
-        if not args.no_record:
-            record(section(figures))
-        print(figures.summary())
+        report_figures(
+            figures.lines(),
+            lambda: section(figures),
+            [figures.summary()],
+            no_record=args.no_record,
+        )
 
     return run_main("reload_latency", lambda: run_bench(args), report)
 

@@ -64,10 +64,9 @@ from benchlib import (
     keep_or_remove,
     loadavg,
     positive_int,
-    print_lines,
     proc_sample,
     read_log,
-    record,
+    report_figures,
     results_section,
     run_main,
     short_state_dir,
@@ -476,11 +475,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def report(figures: Figures) -> None:
-        print_lines(figures.lines())
-        if not args.no_record:
-            record(section(figures))
-        for line in figures.summaries():
-            print(line)
+        report_figures(
+            figures.lines(),
+            lambda: section(figures),
+            figures.summaries(),
+            no_record=args.no_record,
+        )
 
     return run_main("timers_10k", lambda: run_bench(args), report)
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import nats
@@ -27,6 +27,7 @@ from steward.daemon.server import Daemon, ExitCode
 from steward.events.envelope import EventKind
 from steward.events.formats import parse_event
 from tests.support.conformance import CORPUS
+from tests.support.daemon import until
 from tests.support.nats_server import NatsServer
 
 DEADLINE = 20.0
@@ -130,14 +131,6 @@ def publish(server: NatsServer, spec: Path) -> float:
     return time.monotonic()
 
 
-async def until(what: str, check: Callable[[], bool]) -> float:
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-    return time.monotonic()
-
-
 def reported_forged(d: Daemon) -> bool:
     """The manager's watcher event says the spec's signature did not verify."""
     for env in d.events.local.recent(machine="manager", kind=EventKind.WATCHER):
@@ -194,9 +187,10 @@ async def test_a_published_spec_installs_replaces_and_purges_on_matching_nodes(
         )
 
         published = publish(server, pack(base, base / "keys", "1.0.0", "v1"))
-        done = await until(
+        await until(
             "app 1.0.0 on web1 and web2", lambda: all(app_version(d) == "1.0.0" for d in web)
         )
+        done = time.monotonic()
         print(f"\nspec put -> app running on both web nodes: {done - published:.3f}s")
         assert done - published < 2.0
         assert app_version(db) is None and "mm_app" not in db.node.machines

@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import nats
 import pytest
@@ -28,7 +27,7 @@ from steward.daemon.server import Daemon, ExitCode
 from steward.governor import admin
 from steward.governor.slots import ConnectedClient, join, leave
 from steward.watchers.base import Outcome
-from tests.support.daemon import base_env, run_cli
+from tests.support.daemon import base_env, run_cli, until
 from tests.support.nats_server import NatsServer
 
 STEWARD = (sys.executable, "-m", "steward")
@@ -87,14 +86,6 @@ def server(base: Path) -> Iterator[NatsServer]:
         yield srv
     finally:
         srv.close()
-
-
-async def until(what: str, check: Callable[[], Any], deadline: float = DEADLINE) -> Any:
-    end = time.monotonic() + deadline
-    while not (value := check()):
-        assert time.monotonic() < end, f"timed out after {deadline:g}s waiting for {what}"
-        await asyncio.sleep(0.05)
-    return value
 
 
 def node_dir(
@@ -197,12 +188,12 @@ async def test_five_daemons_never_run_more_commands_than_the_governor_allows(
     tasks = [asyncio.ensure_future(d.serve()) for d in daemons]
     try:
         for d in daemons:
-            await until("the machines", lambda d=d: len(d.node.machines) == 2)
+            await until("the machines", lambda d=d: len(d.node.machines) == 2, timeout=DEADLINE)
 
         def finished() -> bool:
             return all(m.state == "finished" for d in daemons for m in d.node.machines.values())
 
-        await until("every job to finish", finished)
+        await until("every job to finish", finished, timeout=DEADLINE)
         runs = intervals(base / "jobs.log")
         peak = max_concurrency(runs)
         span = max(e for _, _, e in runs) - min(s for _, s, _ in runs)
@@ -241,8 +232,10 @@ async def test_a_killed_holder_s_slot_is_evicted_by_max_age(base: Path, server: 
         d = daemon(root, "n1", server.url)
         task = asyncio.ensure_future(d.serve())
         try:
-            await until("the machine", lambda: "job_a" in d.node.machines)
-            await until("the job", lambda: d.node.get("job_a").state == "finished")
+            await until("the machine", lambda: "job_a" in d.node.machines, timeout=DEADLINE)
+            await until(
+                "the job", lambda: d.node.get("job_a").state == "finished", timeout=DEADLINE
+            )
         finally:
             await stop_all([d], [task])
         ((_, started, _),) = intervals(base / "jobs.log")
@@ -269,7 +262,7 @@ async def test_a_full_governor_and_a_nats_outage_are_errors_it_recovers_from(
     d = daemon(root, "n1", server.url)
     task = asyncio.ensure_future(d.serve())
     try:
-        await until("the machine", lambda: "job_a" in d.node.machines)
+        await until("the machine", lambda: "job_a" in d.node.machines, timeout=DEADLINE)
         machine = d.node.get("job_a")
         job = machine.watchers[0]
 
@@ -280,14 +273,20 @@ async def test_a_full_governor_and_a_nats_outage_are_errors_it_recovers_from(
 
             return seen
 
-        await until("a full governor", detail("within 1s: it stayed full"))
+        await until("a full governor", detail("within 1s: it stayed full"), timeout=DEADLINE)
         assert machine.state == "work"  # the fail transition (work -> work) fired; nothing ran
         await asyncio.to_thread(server.stop)
-        await until("NATS away", detail("within 1s: waiting for the NATS connection"))
+        await until(
+            "NATS away", detail("within 1s: waiting for the NATS connection"), timeout=DEADLINE
+        )
         await asyncio.to_thread(server.start)
         assert not (base / "jobs.log").exists()
         assert await leave(blocker, slot)  # waits for the blocker's reconnection
-        await until("the job, once NATS and a slot are back", lambda: machine.state == "finished")
+        await until(
+            "the job, once NATS and a slot are back",
+            lambda: machine.state == "finished",
+            timeout=DEADLINE,
+        )
         assert len(intervals(base / "jobs.log")) == 1
     finally:
         await nc.close()

@@ -13,7 +13,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import nats
@@ -26,6 +26,7 @@ from steward.daemon.server import Daemon, ExitCode
 from steward.machine.runtime import RunningMachine
 from steward.watchers.base import Outcome
 from steward.watchers.kv import KvWatcher
+from tests.support.daemon import until
 from tests.support.nats_server import NatsServer
 
 DEADLINE = 20.0
@@ -66,13 +67,6 @@ def server(base: Path) -> Iterator[NatsServer]:
     server.start()
     yield server
     server.close()
-
-
-async def until(what: str, check: Callable[[], object], deadline: float = DEADLINE) -> None:
-    end = time.monotonic() + deadline
-    while not check():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
 
 
 @contextlib.asynccontextmanager

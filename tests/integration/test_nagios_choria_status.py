@@ -4,25 +4,15 @@ CRITICAL once the server is gone, OK again when it returns."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from steward.broker.connection import NatsConnection
 from steward.broker.settings import NatsSettings
 from steward.watchers.nagios import NagiosWatcher
+from tests.support.daemon import until
 from tests.support.fakes import fake_context
 from tests.support.machines import Handle, machine_yaml, parse
 from tests.support.nats_server import NatsServer
-
-DEADLINE = 20.0
-
-
-async def until(what: str, check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def test_choria_status_follows_the_connection(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from steward.errors import NatsUnavailable
 from steward.machine.source import Fields
 from steward.watchers.base import Outcome, Watcher, WatcherResult
 from steward.watchers.registry import WatcherRegistry, default_registry
+from tests.support.daemon import until
 from tests.support.nats_server import NatsServer
 
 DEADLINE = 20.0
@@ -98,13 +98,6 @@ def dirs() -> Iterator[Path]:
 def registry() -> WatcherRegistry:
     types = [default_registry().get(name) for name in default_registry().names()]
     return WatcherRegistry([*(t for t in types if t is not None), KvValue])  # the one line
-
-
-async def until(what: str, check: Any) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def put(url: str, key: str, value: bytes) -> None:

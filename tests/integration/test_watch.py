@@ -14,17 +14,10 @@ from watchfiles import Change
 
 from steward.daemon import watch as watch_module
 from steward.daemon.watch import MachinesWatch
+from tests.support.daemon import until
 
 DEADLINE = 10.0  # seconds any awaited condition may take
 MACHINE = 'name: {name}\nversion: "1.0.0"\ninitial_state: idle\n'
-
-
-async def until(predicate: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class Rescans:
@@ -62,7 +55,7 @@ async def started(machines: Path) -> AsyncIterator[tuple[MachinesWatch, Rescans]
     rescans = Rescans()
     watch = MachinesWatch(machines, rescans, rescan_interval=3600)
     await watch.start()
-    await until(lambda: rescans.finished == 1, "the catch-up rescan after start")
+    await until("the catch-up rescan after start", lambda: rescans.finished == 1, timeout=DEADLINE)
     try:
         yield watch, rescans
     finally:
@@ -91,7 +84,7 @@ async def test_the_watches_are_in_place_when_start_returns(machines: Path) -> No
     finally:
         await watch.stop()
     # the notify thread releases its watches as it winds down, just after stop() returns
-    await until(lambda: inotify_watches() == before, "the watches to be released")
+    await until("the watches to be released", lambda: inotify_watches() == before, timeout=DEADLINE)
 
 
 async def test_a_new_machine_dir_a_change_and_a_removal_each_wake_a_rescan(
@@ -100,14 +93,20 @@ async def test_a_new_machine_dir_a_change_and_a_removal_each_wake_a_rescan(
     _, rescans = started
     (machines / "db").mkdir()
     (machines / "db" / "machine.yaml").write_text(MACHINE.format(name="db"))
-    await until(lambda: rescans.finished == 2, "a rescan for the new machine dir")
+    await until("a rescan for the new machine dir", lambda: rescans.finished == 2, timeout=DEADLINE)
     (machines / "web" / "machine.yaml").write_text(MACHINE.format(name="web") + "# changed\n")
-    await until(lambda: rescans.finished == 3, "a rescan for the changed machine.yaml")
+    await until(
+        "a rescan for the changed machine.yaml", lambda: rescans.finished == 3, timeout=DEADLINE
+    )
     (machines / "cache.yaml").write_text(MACHINE.format(name="cache"))
-    await until(lambda: rescans.finished == 4, "a rescan for a new bare machine file")
+    await until(
+        "a rescan for a new bare machine file", lambda: rescans.finished == 4, timeout=DEADLINE
+    )
     (machines / "db" / "machine.yaml").unlink()
     (machines / "db").rmdir()
-    await until(lambda: rescans.finished == 5, "a rescan for the removed machine dir")
+    await until(
+        "a rescan for the removed machine dir", lambda: rescans.finished == 5, timeout=DEADLINE
+    )
 
 
 async def test_scripts_data_and_editor_files_wake_nothing(
@@ -128,7 +127,7 @@ async def test_scripts_data_and_editor_files_wake_nothing(
     (machines / "notes.txt").unlink()
     # a fence: inotify keeps order, so once this is seen every change above was judged
     (machines / "fence.yaml").write_text(MACHINE.format(name="fence"))
-    await until(lambda: rescans.finished == 2, "the rescan for fence.yaml")
+    await until("the rescan for fence.yaml", lambda: rescans.finished == 2, timeout=DEADLINE)
     seen = [
         path
         for r in caplog.records
@@ -151,12 +150,16 @@ async def test_a_burst_coalesces_and_rescans_never_overlap(machines: Path) -> No
     watch = MachinesWatch(machines, rescans, rescan_interval=3600)
     await watch.start()
     try:
-        await until(lambda: rescans.finished == 1, "the catch-up rescan")
+        await until("the catch-up rescan", lambda: rescans.finished == 1, timeout=DEADLINE)
         for i in range(100):
             d = machines / f"m{i}"
             d.mkdir()
             (d / "machine.yaml").write_text(MACHINE.format(name=f"m{i}"))
-        await until(lambda: rescans.finished >= 3, "the burst's rescan and the one after it")
+        await until(
+            "the burst's rescan and the one after it",
+            lambda: rescans.finished >= 3,
+            timeout=DEADLINE,
+        )
     finally:
         await watch.stop()
     assert rescans.max_active == 1
@@ -168,7 +171,7 @@ async def test_the_backstop_rescans_with_no_event_at_all(machines: Path) -> None
     watch = MachinesWatch(machines, rescans, rescan_interval=0.1)
     await watch.start()
     try:
-        await until(lambda: rescans.finished >= 4, "three backstop rescans")
+        await until("three backstop rescans", lambda: rescans.finished >= 4, timeout=DEADLINE)
     finally:
         await watch.stop()
 
@@ -195,9 +198,11 @@ async def test_a_file_still_being_written_is_read_only_once_complete(machines: P
                 time.sleep(0.02)
 
     try:
-        await until(lambda: len(seen) == 1, "the catch-up rescan")
+        await until("the catch-up rescan", lambda: len(seen) == 1, timeout=DEADLINE)
         await asyncio.to_thread(write_slowly)
-        await until(lambda: complete in seen, "a rescan that reads the complete file")
+        await until(
+            "a rescan that reads the complete file", lambda: complete in seen, timeout=DEADLINE
+        )
     finally:
         await watch.stop()
     assert set(seen) <= {None, complete}, [len(s or "") for s in seen]
@@ -212,7 +217,7 @@ async def test_stop_lets_a_running_rescan_finish_and_starts_no_other(machines: P
     rescans = Rescans(blocked)
     watch = MachinesWatch(machines, rescans, rescan_interval=3600)
     await watch.start()
-    await until(lambda: rescans.active == 1, "the catch-up rescan to be running")
+    await until("the catch-up rescan to be running", lambda: rescans.active == 1, timeout=DEADLINE)
     watch.wake()
     stopping = asyncio.create_task(watch.stop())
     await asyncio.sleep(0.05)
@@ -234,7 +239,7 @@ async def test_when_inotify_fails_the_backstop_still_rescans(
     watch = MachinesWatch(machines, rescans, rescan_interval=0.1)
     await watch.start()
     try:
-        await until(lambda: rescans.finished >= 3, "backstop rescans")
+        await until("backstop rescans", lambda: rescans.finished >= 3, timeout=DEADLINE)
     finally:
         await watch.stop()
     (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]

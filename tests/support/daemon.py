@@ -9,6 +9,7 @@ the daemon's log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -52,6 +53,19 @@ def wait_until(
             extra = f"\n{describe()}" if describe is not None else ""
             raise ConditionTimeout(f"timed out after {timeout:g}s waiting for {what}{extra}")
         time.sleep(POLL)
+
+
+async def until(what: str, check: Callable[[], T | None], timeout: float = 20.0) -> T:
+    """``wait_until`` for tests on the event loop: poll ``check`` (every 5 ms, yielding to the
+    loop) until it returns something truthy, which is returned, or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise ConditionTimeout(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(0.005)
 
 
 def base_env(config_file: Path) -> dict[str, str]:

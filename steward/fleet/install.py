@@ -11,13 +11,12 @@ spec no longer lists (or that no longer matches) is removed, and with it ``<targ
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from steward.files import write_atomically
 from steward.fleet.spec import Entry
 from steward.templates import Template
 
@@ -116,7 +115,7 @@ def reconcile(
             if target.is_file() and target.read_bytes() == content:
                 continue
             directory.mkdir(mode=0o700, exist_ok=True)
-            _write_atomically(target, content)
+            write_atomically(target, content, mode=0o600, prefix=".steward-fleet-")
             changes.written.append(entry.name)
         except OSError as exc:
             changes.failed.append(f"{entry.name}: cannot write {target}: {exc.strerror}")
@@ -135,17 +134,3 @@ def current(layout: Layout) -> set[str]:
         if sep and head == layout.prefix and name and child.is_dir() and not child.is_symlink():
             found.add(name)
     return found
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".steward-fleet-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

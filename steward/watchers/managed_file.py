@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import grp
 import hashlib
-import os
 import pwd
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from steward.files import write_atomically
 
 
 @dataclass(frozen=True)
@@ -59,19 +59,9 @@ def ensure(path: Path, wanted: Wanted, known_mtime_ns: int | None) -> Outcome:
 
 def _write(path: Path, wanted: Wanted, reason: str) -> Outcome:
     uid, gid = _ids(wanted.owner, wanted.group)
-    fd, tmp = tempfile.mkstemp(prefix=".steward-file-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), wanted.mode)
-            f.write(wanted.content)
-            if uid != -1 or gid != -1:
-                os.fchown(f.fileno(), uid, gid)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(
+        path, wanted.content, mode=wanted.mode, uid=uid, gid=gid, prefix=".steward-file-"
+    )
     return Outcome(True, reason, path.stat().st_mtime_ns)
 
 

@@ -7,6 +7,7 @@ max age evicts it. The layout is Choria's, so Choria and steward nodes share gov
 
 - ``names``: a governor's name, stream and subject (no NATS import: the validator uses it)
 - ``slots``: ``join``, ``leave`` and ``holding`` (a slot for the length of a block)
+- ``watched``: a watcher's ``governor``/``governor_timeout`` (read at load; ``slot_for`` a run)
 - ``admin``: ``add``, ``info``, ``names``, ``leases``, ``evict``, ``reset``, ``delete``
 - ``jsapi``: the two raw JetStream API calls the others need
 

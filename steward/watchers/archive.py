@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Self
 
 from steward.errors import GovernorError, NatsUnavailable
-from steward.governor.names import name_problem
+from steward.governor.watched import GOVERNOR_TIMEOUT, read_governor_timeout, slot_for
 from steward.machine.source import Fields
 from steward.templates import Template, TemplateError
 from steward.watchers.archive_fetch import FetchError, fetch, source_problem
@@ -37,7 +37,6 @@ from steward.watchers.base import Outcome, Watcher, WatcherResult
 
 TYPE = "archive"
 MIN_TIMEOUT = 5.0  # seconds; Choria raises anything shorter (and the default, 0) to 5s
-GOVERNOR_TIMEOUT = 300.0  # Choria: 5 minutes
 MAX_SIZE = 512 << 20  # bytes downloaded at most (steward's max_size; Choria has no cap)
 UNPACK_FACTOR = 16  # an archive may unpack to at most this many times max_size
 
@@ -82,10 +81,6 @@ class ArchiveProperties:
             fields.error("username", "password is required when username is given")
         timeout = fields.duration("timeout", minimum=0)
         governor = _optional_template(fields, "governor")
-        if governor is not None and governor.static:
-            problem = name_problem(governor.source)
-            if problem is not None:
-                fields.error("governor", problem)
         props = cls(
             source=source or Template(""),
             checksum=fields.template("checksum", required=True) or Template(""),
@@ -98,7 +93,7 @@ class ArchiveProperties:
             insecure=fields.boolean("insecure", False),
             timeout=max(timeout or 0.0, MIN_TIMEOUT),
             governor=governor,
-            governor_timeout=fields.duration("governor_timeout", minimum=0) or GOVERNOR_TIMEOUT,
+            governor_timeout=read_governor_timeout(fields, governor),
             max_size=fields.integer("max_size", MAX_SIZE, minimum=1),
         )
         fields.finish(" in archive properties")
@@ -190,22 +185,9 @@ class ArchiveWatcher(Watcher):
     async def _governed(
         self, rendered: Rendered, layout: Layout, payload: dict[str, Any]
     ) -> WatcherResult:
-        problem = name_problem(rendered.governor)
-        if problem is not None:
-            return _error(payload, f"governor: {problem}")
-        from steward.governor.slots import holding  # the NATS client, only when governed
-
         payload["governor"] = rendered.governor
-        holder = f"Auto Agent  {self.machine.name}#{self.name} @ {self.context.node.name}"
         try:
-            async with holding(
-                self.context.nats,
-                rendered.governor,
-                holder,
-                max_wait=self.props.governor_timeout,
-                clock=self.clock,
-                rng=self.rng,
-            ) as slot:
+            async with slot_for(self, rendered.governor, self.props.governor_timeout) as slot:
                 payload["governor_seq"] = slot.seq
                 return await self._update(rendered, layout, payload)
         except (GovernorError, NatsUnavailable) as exc:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from steward.errors import GovernorError, NatsUnavailable
-from steward.governor.names import name_problem
+from steward.governor.watched import GOVERNOR_TIMEOUT, read_governor_timeout, slot_for
 from steward.machine.source import Fields, split_assignment, split_command
 from steward.processes import ProcessRun, first_line, minimal_environment, resolve_program
 from steward.templates import Template, TemplateError
@@ -40,7 +40,6 @@ from steward.watchers.base import MachineHandle, Outcome, Watcher, WatcherResult
 
 TYPE = "exec"
 PAYLOAD_OUTPUT = 1024  # characters of output carried in the watcher's state
-GOVERNOR_TIMEOUT = 300.0  # seconds to wait for a governor slot (Choria: 5 minutes)
 MIN_TIMEOUT = 0.001
 DEFAULT_TIMEOUT = 10.0  # seconds (Choria: 1s; steward is more lenient, see choria-compatibility)
 
@@ -66,11 +65,6 @@ class ExecProperties:
             fields.error("timeout", "must be 0 (the default, 10s) or at least 1ms")
             timeout = None
         governor = fields.template("governor")
-        if governor is not None and governor.static:
-            problem = name_problem(governor.source)
-            if problem is not None:
-                fields.error("governor", problem)
-        governor_timeout = fields.duration("governor_timeout", minimum=0)  # 0: the default
         props = cls(
             command=command,
             argv=argv,
@@ -80,7 +74,7 @@ class ExecProperties:
             suppress_success_announce=fields.boolean("suppress_success_announce", False),
             gather_initial_state=fields.boolean("gather_initial_state", False),
             governor=governor,
-            governor_timeout=governor_timeout or GOVERNOR_TIMEOUT,
+            governor_timeout=read_governor_timeout(fields, governor),
             disown=fields.boolean("disown", False),
         )
         if props.disown and props.parse_as_data:
@@ -187,22 +181,8 @@ class ExecWatcher(Watcher):
             detail = f"governor: cannot render template: {exc.message}"
             return WatcherResult(Outcome.ERROR, detail, payload=base_payload)
         base_payload["governor"] = governor
-        problem = name_problem(governor)
-        if problem is not None:
-            return WatcherResult(Outcome.ERROR, problem, payload=base_payload)
-        from steward.governor.slots import holding  # the NATS client, only when governed
-
-        # Choria's campaign text, two spaces included: `governor view` shows the same on both
-        holder = f"Auto Agent  {self.machine.name}#{self.name} @ {self.context.node.name}"
         try:
-            async with holding(
-                self.context.nats,
-                governor,
-                holder,
-                max_wait=props.governor_timeout,
-                clock=self.clock,
-                rng=self.rng,
-            ) as slot:
+            async with slot_for(self, governor, props.governor_timeout) as slot:
                 base_payload["governor_seq"] = slot.seq
                 return await self._run(line, data, base_payload)
         except (GovernorError, NatsUnavailable) as exc:

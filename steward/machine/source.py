@@ -395,6 +395,19 @@ class Fields:
             value, self.child_path(key), self.value_pos(key), self.problems, weak=weak or self.weak
         )
 
+    def string_map(self, key: str) -> dict[str, str]:
+        """A mapping of strings (annotations, headers), in order; a value that is not one is
+        reported at its position and left out."""
+        section = self.mapping(key)
+        if section is None:
+            return {}
+        out: dict[str, str] = {}
+        for name in list(section.keys()):
+            value = section.string(name, non_empty=False)
+            if value is not None:
+                out[name] = value
+        return out
+
     def mappings(self, key: str, *, required: bool = False) -> list[Fields]:
         """A list of mappings, each wrapped as Fields with path ``key[i]``."""
         value = self._typed(key, required, list, "a list")

@@ -87,7 +87,7 @@ class Registration:
         if not fields.has("port"):
             fields.problems.add(fields.pos, f"missing required field {fields.child_path('port')!r}")
         priority = fields.integer("priority", 0, minimum=0)
-        annotations = _string_mapping(fields, "annotations")
+        annotations = fields.string_map("annotations")
         prefix = fields.string("prefix")
         if prefix is not None and subject_problem(prefix):
             fields.error("prefix", f"invalid subject prefix: {subject_problem(prefix)}")
@@ -145,18 +145,6 @@ def subject_problem(subject: str) -> str | None:
     if any(t in ("*", ">") for t in tokens):
         return f"{subject!r} holds a wildcard"
     return None
-
-
-def _string_mapping(fields: Fields, key: str) -> dict[str, str]:
-    section = fields.mapping(key)
-    if section is None:
-        return {}
-    out: dict[str, str] = {}
-    for name in list(section.keys()):
-        value = section.string(name, non_empty=False)
-        if value is not None:
-            out[name] = value
-    return out
 
 
 class GossipWatcher(Watcher):

@@ -99,14 +99,7 @@ def _http(fields: Fields) -> HttpProbe | None:
     method = (f.string("method") or "GET").upper()
     if not _METHOD_RE.match(method):
         f.error("method", f"not an HTTP method: {method!r}")
-    headers: list[tuple[str, str]] = []
-    h = f.mapping("headers")
-    if h is not None:
-        for key in list(h.keys()):
-            value = h.string(key, non_empty=False)
-            if value is not None:
-                headers.append((key, value))
-        h.finish()
+    headers = list(f.string_map("headers").items())
     expect = _expect_status(f)
     body_regex = f.string("body_regex")
     if body_regex is not None:

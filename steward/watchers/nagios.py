@@ -67,14 +67,7 @@ class NagiosProperties:
                     "accepted and ignored: steward has no Choria certificate or token to check",
                     Severity.WARNING,
                 )
-        annotations: list[tuple[str, str]] = []
-        a = fields.mapping("annotations")
-        if a is not None:
-            for key in list(a.keys()):
-                value = a.string(key, non_empty=False)
-                if value is not None:
-                    annotations.append((key, value))
-            a.finish()
+        annotations = list(fields.string_map("annotations").items())
         probe = None
         if builtin is None:
             plugin, argv = command or ("", ("",))

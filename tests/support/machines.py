@@ -161,16 +161,23 @@ def machine_yaml(wtype: str, *props: str) -> str:
 class Handle:
     """A MachineHandle for one watcher, outside any running machine."""
 
-    def __init__(self, directory: Path, data: dict[str, Any] | None = None) -> None:
-        self.name = "m1"
+    def __init__(
+        self,
+        directory: Path,
+        data: dict[str, Any] | None = None,
+        *,
+        name: str = "m1",
+        state: str = "checking",
+    ) -> None:
+        self.name = name
         self.directory = directory
-        self.state = "checking"
+        self.state = state
         self.state_version = 0
-        self._data = data or {}
+        self.data = data if data is not None else {}  # the test may change it under the watcher
         self.results: list[WatcherResult] = []
 
     def data_snapshot(self) -> dict[str, Any]:
-        return dict(self._data)
+        return dict(self.data)
 
     def submit_result(self, watcher: Any, result: WatcherResult, version: int) -> None:
         self.results.append(result)

@@ -13,7 +13,6 @@ import json
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from steward.processes import ProcessTable, process_table
 from steward.watchers.base import Outcome, Watcher, WatcherResult
 from steward.watchers.registry import default_registry
 from tests.support.fakes import FakeClock, fake_context, settle
+from tests.support.machines import Handle
 
 # one small, valid, quick watcher of each type: properties as YAML
 SAMPLES: dict[str, str] = {
@@ -41,23 +41,6 @@ SAMPLES: dict[str, str] = {
     "plugins": "data_item: spec\nmanager_machine_prefix: pm\nplugins_directory: plugins",
 }
 TYPES = default_registry().names()
-
-
-class Handle:
-    """The machine a watcher sees: it records the results handed to it."""
-
-    def __init__(self, directory: Path) -> None:
-        self.name = "contract"
-        self.directory = directory
-        self.state = "watching"
-        self.state_version = 0
-        self.results: list[WatcherResult] = []
-
-    def data_snapshot(self) -> dict[str, Any]:
-        return {"key": "value"}
-
-    def submit_result(self, watcher: Any, result: WatcherResult, version: int) -> None:
-        self.results.append(result)
 
 
 def build(wtype: str, tmp_path: Path, clock: FakeClock, table: ProcessTable) -> Watcher:
@@ -84,7 +67,11 @@ def build(wtype: str, tmp_path: Path, clock: FakeClock, table: ProcessTable) -> 
     (tmp_path / "watched.txt").write_text("x")
     context = fake_context(tmp_path / "scratch", clock=clock, processes=table)
     (tmp_path / "scratch").mkdir(exist_ok=True)
-    watcher = cls(spec.watchers[0], Handle(tmp_path), context)
+    watcher = cls(
+        spec.watchers[0],
+        Handle(tmp_path, {"key": "value"}, name="contract", state="watching"),
+        context,
+    )
     assert isinstance(watcher.spec.properties, cls.Properties)  # typed, validated properties
     return watcher
 

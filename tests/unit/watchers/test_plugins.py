@@ -15,29 +15,14 @@ from nacl.signing import SigningKey
 
 from steward.fleet.spec import Format, encode
 from steward.machine.validate import parse_machine
-from steward.watchers.base import Outcome, Watcher, WatcherResult
+from steward.watchers.base import Outcome, Watcher
 from steward.watchers.context import Facts
 from steward.watchers.registry import default_registry
 from tests.support.fakes import fake_context
+from tests.support.machines import Handle
 
 SEED = bytes(range(32))
 PUBLIC = bytes(SigningKey(SEED).verify_key).hex()
-
-
-class Handle:
-    def __init__(self, directory: Path) -> None:
-        self.name = "manager"
-        self.directory = directory
-        self.state = "MANAGE"
-        self.state_version = 0
-        self.data: dict[str, Any] = {}
-        self.results: list[WatcherResult] = []
-
-    def data_snapshot(self) -> dict[str, Any]:
-        return dict(self.data)
-
-    def submit_result(self, watcher: Any, result: WatcherResult, version: int) -> None:
-        self.results.append(result)
 
 
 def entry(name: str, match: str = "", checksum: str = "c1") -> dict[str, str]:
@@ -73,7 +58,7 @@ def build(
         path=machines / "manager" / "machine.yaml",
         directory=machines / "manager",
     )
-    handle = Handle(machines / "manager")
+    handle = Handle(machines / "manager", name="manager", state="MANAGE")
     facts = Facts({"role": "web"})
     context = fake_context(tmp_path / "scratch", node=node, facts=facts)
     cls = default_registry().get(wtype)

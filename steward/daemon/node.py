@@ -12,6 +12,7 @@ from collections import defaultdict
 
 from steward.errors import MachineNotFound, Problem, StoreError
 from steward.events.envelope import LifecycleStep
+from steward.machine.history import Cause
 from steward.machine.runtime import RunningMachine, TransitionResult
 from steward.machine.services import NodeServices
 from steward.machine.spec import MachineSpec
@@ -104,7 +105,7 @@ class Node:
         for target, own in self._subscribers.get((machine.name, transition.transition), []):
             subscriber = self.machines.get(target)
             if subscriber is not None:
-                subscriber.request(own, f"subscribe {machine.name}.{transition.transition}")
+                subscriber.request(own, Cause.subscribed(machine.name, transition.transition))
         self._tell_dependents(machine.name)
 
     # ----------------------------------------------------------------------------------------

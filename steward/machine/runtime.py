@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 from steward.errors import StoreError, TransitionRejected
 from steward.events.envelope import Envelope, LifecycleStep
 from steward.machine.fsm import StateGraph
+from steward.machine.history import Cause, HistoryEntry
 from steward.machine.persistence import SavedMachine, TransitionRecord
 from steward.machine.services import NodeServices
 from steward.machine.spec import MachineSpec, WatcherSpec
@@ -29,6 +31,7 @@ from steward.watchers.base import Outcome, Watcher, WatcherResult
 log = logging.getLogger("steward.machine")
 
 STORE_ERROR_LOG_EVERY = 10.0  # seconds between two logs of a store error that persists
+RECENT_HISTORY = 10  # transitions a running machine keeps in memory
 STORE_RETRY_EVERY = 2.0  # seconds between attempts to write the state again after an error
 
 
@@ -48,7 +51,7 @@ class TransitionResult:
     to_state: str
     seq: int
     at: float
-    cause: str
+    cause: Cause
     changed: bool  # False for a self-transition, which changes and publishes nothing
 
     def as_dict(self) -> dict[str, Any]:
@@ -59,7 +62,8 @@ class TransitionResult:
             "to_state": self.to_state,
             "seq": self.seq,
             "at": self.at,
-            "cause": self.cause,
+            "cause": self.cause.text,
+            "cause_detail": self.cause.as_dict(),
             "changed": self.changed,
         }
 
@@ -67,7 +71,7 @@ class TransitionResult:
 @dataclass(frozen=True)
 class _Fire:
     transition: str
-    cause: str
+    cause: Cause
     future: asyncio.Future[TransitionResult] | None
 
 
@@ -103,6 +107,8 @@ class RunningMachine:
         self.state_version = 0
         self.data: dict[str, Any] = {}
         self.resumed = False
+        # the last transitions (with their causes), newest last: status, the fleet KV entry
+        self.recent_history: deque[HistoryEntry] = deque(maxlen=RECENT_HISTORY)
         self.transitions_fired = 0
         self.transitions_rejected = 0
         self._rejections_logged: set[tuple[str, str]] = set()
@@ -204,18 +210,18 @@ class RunningMachine:
         self._reconcile(state_entered=True)
 
     # requests --------------------------------------------------------------------------------
-    async def fire(self, transition: str, cause: str = "manual") -> TransitionResult:
+    async def fire(self, transition: str, cause: str | Cause = "manual") -> TransitionResult:
         """Fire a transition and wait until it is committed; TransitionRejected if invalid."""
         future: asyncio.Future[TransitionResult] = asyncio.get_running_loop().create_future()
-        item = _Fire(transition, cause, future)
+        item = _Fire(transition, Cause.of(cause), future)
         if self._stopped:
             self._abandon(item)
         self._queue.put_nowait(item)
         return await future
 
-    def request(self, transition: str, cause: str) -> None:
+    def request(self, transition: str, cause: str | Cause) -> None:
         """Fire a transition without waiting (subscriptions)."""
-        self._queue.put_nowait(_Fire(transition, cause, None))
+        self._queue.put_nowait(_Fire(transition, Cause.of(cause), None))
 
     def foreign_changed(self) -> None:
         """Another machine moved: watchers that depend on foreign states may (de)activate."""
@@ -293,7 +299,7 @@ class RunningMachine:
             )
             return
         with contextlib.suppress(TransitionRejected, StoreError):
-            await self._transition(transition, f"watcher {spec.name}")
+            await self._transition(transition, Cause.from_watcher(spec, result))
 
     def _should_announce(self, watcher: Watcher, result: WatcherResult, *, changed: bool) -> bool:
         """A watcher's state is published when its outcome changes, and again every
@@ -349,7 +355,7 @@ class RunningMachine:
         if self.store_error is not None:
             await self._resync()
 
-    async def _transition(self, name: str, cause: str) -> TransitionResult:
+    async def _transition(self, name: str, cause: Cause) -> TransitionResult:
         current = self.state
         destination = self.graph.destination(name, current)
         if destination is None:
@@ -365,7 +371,12 @@ class RunningMachine:
                 "transition %s rejected: %s",
                 name,
                 reason,
-                extra={"machine": self.name, "transition": name, "state": current, "cause": cause},
+                extra={
+                    "machine": self.name,
+                    "transition": name,
+                    "state": current,
+                    "cause": cause.text,
+                },
             )
             raise TransitionRejected(self.name, name, current, reason)
         now = self._clock.time()
@@ -383,7 +394,7 @@ class RunningMachine:
             to_state=destination,
             seq=record.seq,
             at=now,
-            cause=cause,
+            cause=cause.text,
         )
         stored = True
         try:
@@ -394,6 +405,9 @@ class RunningMachine:
             self.unrecorded_transitions += 1
             self._store_failed(exc)  # keep running in memory; the error is visible in status
         self.state, self.since, self.seq = destination, now, record.seq
+        self.recent_history.append(
+            HistoryEntry(record.seq, now, name, current, destination, self.spec.version, cause)
+        )
         self.state_version += 1
         self.transitions_fired += 1
         log.info(
@@ -407,7 +421,7 @@ class RunningMachine:
                 "from_state": current,
                 "to_state": destination,
                 "seq": record.seq,
-                "cause": cause,
+                "cause": cause.text,
             },
         )
         result = TransitionResult(

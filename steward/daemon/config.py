@@ -18,6 +18,7 @@ from typing import Any
 from steward.broker.settings import NatsSettings
 from steward.errors import ConfigError, SpecError
 from steward.events.outbox import OutboxLimits
+from steward.machine.history import DEFAULT_HISTORY_KEEP
 from steward.machine.source import Fields, Problems, load_yaml
 
 DEFAULT_CONFIG = Path("/etc/steward/steward.yaml")
@@ -47,6 +48,7 @@ class Config:
     events_format: str = "steward"  # steward | choria
     events_prefix: str = "steward.events"
     outbox: OutboxLimits = field(default_factory=OutboxLimits)
+    history_keep: int = DEFAULT_HISTORY_KEEP  # history.keep: transitions kept per machine
     rescan_interval: float = DEFAULT_RESCAN_INTERVAL  # reload.rescan_interval
     metrics_listen: tuple[str, int] | None = DEFAULT_METRICS_LISTEN  # None: no metrics endpoint
     facts: Path | None = None  # the node's facts (JSON, or YAML by suffix); Choria's plugin.yaml
@@ -204,6 +206,7 @@ def _read_file(path: Path) -> Config:
         _read_events(doc, values)
         _read_reload(doc, values)
         _read_metrics(doc, values)
+        _read_history(doc, values)
         doc.finish()
     if problems.has_errors:
         raise ConfigError("invalid config:\n" + "\n".join(str(p) for p in problems.items))
@@ -283,6 +286,14 @@ def _read_metrics(doc: Fields, values: dict[str, Any]) -> None:
         else:
             values["metrics_listen"] = listen
     metrics.finish(" in metrics")
+
+
+def _read_history(doc: Fields, values: dict[str, Any]) -> None:
+    history = doc.mapping("history")
+    if history is None:
+        return
+    values["history_keep"] = history.integer("keep", DEFAULT_HISTORY_KEEP, minimum=1)
+    history.finish(" in history")
 
 
 def _signing_key(value: str) -> str:

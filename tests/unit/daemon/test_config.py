@@ -131,7 +131,7 @@ def test_unknown_keys_name_file_line_and_column(tmp_path: Path) -> None:
         "invalid config:\n"
         f"{path}:4:3: log.colour: unknown field 'colour' in log (known: format, level)\n"
         f"{path}:5:1: nmae: unknown field 'nmae' "
-        "(known: api, events, facts, log, machines_dir, metrics, nats, node, reload, "
+        "(known: api, events, facts, history, log, machines_dir, metrics, nats, node, reload, "
         "signing_key, state_dir)"
     )
 
@@ -291,3 +291,22 @@ def test_signing_key_from_file_and_env_and_checked(tmp_path: Path) -> None:
     assert load_config(cfg, env={"STEWARD_SIGNING_KEY": "cd" * 32}).signing_key == "cd" * 32
     message = config_error(write(tmp_path, "signing_key: nothex\n"), env={})
     assert "signing_key must be an ed25519 public key in hex (64 digits)" in message
+
+
+def test_history_keep(tmp_path: Path) -> None:
+    assert load_config(None, env={}).history_keep == 100
+    path = write(tmp_path, "history:\n  keep: 500\n")
+    assert load_config(path, env={}).history_keep == 500
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("history:\n  keep: 0\n", "2:9: history.keep: must be at least 1, got 0"),
+        ("history:\n  keep: lots\n", "2:9: history.keep: must be an integer"),
+        ("history:\n  max: 5\n", "2:3: history.max: unknown field 'max' in history"),
+    ],
+)
+def test_bad_history_settings_name_their_position(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    assert f"{path}:{message}" in config_error(path, env={})

@@ -228,3 +228,43 @@ def test_a_node_cut_off_converges_and_never_goes_back(fleet: Fleet) -> None:
     daemon.transition("switch", "turn_down")
     wait_until(lambda: daemon.status()["fleet"]["skipped_newer"] >= 1, 10, "the newer value kept")
     assert fleet.rows()[key]["state"] == "elsewhere"
+
+
+def test_fleet_watch_redraws_on_a_transition(fleet: Fleet) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    daemon = fleet.daemons["web2"]
+    daemon.start()
+    wait_until(lambda: fleet.rows().get(("web2", "switch"), {}).get("online"), 15, "online")
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "steward", "fleet", "watch", "--nats", fleet.server.url],
+        env=fleet.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    screens: list[str] = []
+    reader = threading.Thread(
+        target=lambda: screens.extend(watch.stdout or []), daemon=True, name="watch-reader"
+    )
+    reader.start()
+    try:
+
+        def shows(state: str) -> bool:
+            text = "".join(screens).rsplit("\x1b[2J", 1)[-1]  # the last screen drawn
+            return any(
+                line.split()[:1] == ["web2"] and "switch" in line and f" {state} " in line
+                for line in text.splitlines()
+            )
+
+        wait_until(lambda: shows("down"), 10, "the first screen")
+        daemon.transition("switch", "turn_up")
+        wait_until(lambda: shows("up"), 5, "the screen redrawn with the new state")
+    finally:
+        watch.terminate()
+        watch.wait(10)
+        reader.join(10)
+        if watch.stdout is not None:
+            watch.stdout.close()

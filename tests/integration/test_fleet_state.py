@@ -268,3 +268,36 @@ def test_fleet_watch_redraws_on_a_transition(fleet: Fleet) -> None:
         reader.join(10)
         if watch.stdout is not None:
             watch.stdout.close()
+
+
+def test_a_removed_machine_leaves_the_bucket_and_purge_removes_a_node(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    """In Choria's event format too: the fleet bucket is steward's own either way."""
+    machines = MachinesDir(tmp_path / "m")
+    machines.add("switch", SWITCH)
+    probe_dir = machines.add("probe", PROBE)
+    config = tmp_path / "choria.yaml"
+    config.write_text(
+        f"nats: {{servers: [{server.url}]}}\nfleet: {{heartbeat: 1s}}\nevents: {{format: choria}}\n"
+    )
+    env = base_env(config)
+    state = short_tmp_dir("fl-")
+    daemon = Daemon(machines.path, state, tmp_path / "choria.log", env, node="edge.lan")
+    fleet_rows = Fleet.rows.__get__(
+        type("F", (), {"server": server, "env": env, "status": Fleet.status})()
+    )
+    try:
+        daemon.start()
+        wait_until(lambda: ("edge.lan", "probe") in fleet_rows(), 15, "probe in the bucket")
+        shutil.rmtree(probe_dir.parent if probe_dir.is_file() else probe_dir)
+        wait_until(lambda: ("edge.lan", "probe") not in fleet_rows(), 15, "probe removed")
+        assert ("edge.lan", "switch") in fleet_rows()
+        daemon.stop()
+        result = run_cli("fleet", "purge", "edge.lan", "--nats", server.url, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "purged 3 keys of node edge.lan" in result.stdout  # node, switch, its graph
+        assert fleet_rows() == {}
+    finally:
+        daemon.cleanup()
+        shutil.rmtree(state, ignore_errors=True)

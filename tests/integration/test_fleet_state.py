@@ -79,16 +79,18 @@ class Fleet:
         for path in self.state_dirs:
             shutil.rmtree(path, ignore_errors=True)
 
-    def status(self, *args: str) -> dict[str, Any]:
-        result = run_cli(
-            "fleet", "status", "--nats", self.server.url, "--json", *args, env=self.env
-        )
-        assert result.returncode == 0, result.stderr
-        doc: dict[str, Any] = json.loads(result.stdout)
-        return doc
-
     def rows(self, *args: str) -> dict[tuple[str, str | None], dict[str, Any]]:
-        return {(r["node"], r["machine"]): r for r in self.status(*args)["rows"]}
+        return fleet_rows(self.server.url, self.env, *args)
+
+
+def fleet_rows(
+    url: str, env: dict[str, str], *args: str
+) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """``steward fleet status --json``, by (node, machine)."""
+    result = run_cli("fleet", "status", "--nats", url, "--json", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    rows: list[dict[str, Any]] = json.loads(result.stdout)["rows"]
+    return {(r["node"], r["machine"]): r for r in rows}
 
 
 @pytest.fixture
@@ -284,20 +286,21 @@ def test_a_removed_machine_leaves_the_bucket_and_purge_removes_a_node(
     env = base_env(config)
     state = short_tmp_dir("fl-")
     daemon = Daemon(machines.path, state, tmp_path / "choria.log", env, node="edge.lan")
-    fleet_rows = Fleet.rows.__get__(
-        type("F", (), {"server": server, "env": env, "status": Fleet.status})()
-    )
+
+    def rows() -> dict[tuple[str, str | None], dict[str, Any]]:
+        return fleet_rows(server.url, env)
+
     try:
         daemon.start()
-        wait_until(lambda: ("edge.lan", "probe") in fleet_rows(), 15, "probe in the bucket")
-        shutil.rmtree(probe_dir.parent if probe_dir.is_file() else probe_dir)
-        wait_until(lambda: ("edge.lan", "probe") not in fleet_rows(), 15, "probe removed")
-        assert ("edge.lan", "switch") in fleet_rows()
+        wait_until(lambda: ("edge.lan", "probe") in rows(), 15, "probe in the bucket")
+        shutil.rmtree(probe_dir)
+        wait_until(lambda: ("edge.lan", "probe") not in rows(), 15, "probe removed")
+        assert ("edge.lan", "switch") in rows()
         daemon.stop()
         result = run_cli("fleet", "purge", "edge.lan", "--nats", server.url, env=env)
         assert result.returncode == 0, result.stderr
         assert "purged 3 keys of node edge.lan" in result.stdout  # node, switch, its graph
-        assert fleet_rows() == {}
+        assert rows() == {}
     finally:
         daemon.cleanup()
         shutil.rmtree(state, ignore_errors=True)

@@ -163,15 +163,17 @@ def test_a_killed_daemon_shows_offline_with_its_last_seen(fleet: Fleet) -> None:
     daemon.kill9()
     killed = time.time()
     deadline = 2 * HEARTBEAT + OFFLINE_GRACE
-    assert fleet.rows()[("web2", "switch")]["online"]  # silence is not offline yet
+    rows = fleet.rows()
+    assert rows[("web2", "switch")]["online"], rows  # silence is not offline yet
 
     def offline() -> dict[str, Any] | None:
         row = fleet.rows()[("web2", "switch")]
         return None if row["online"] else row
 
     row = wait_until(offline, deadline + 10, "web2 offline")
-    assert time.time() - killed >= deadline - HEARTBEAT - 0.5
-    assert killed - HEARTBEAT - 1.0 <= row["last_seen"] <= killed + 0.5
+    # judged from the last heartbeat the server stored, which came before the kill
+    assert time.time() >= row["last_seen"] + deadline
+    assert killed - 5.0 <= row["last_seen"] <= killed + 0.5, (killed, row)
     assert row["stopped"] is None
     text = run_cli("fleet", "status", "--nats", fleet.server.url, "--stale", env=fleet.env)
     assert "web2" in text.stdout and "OFFLINE (seen" in text.stdout, text.stdout

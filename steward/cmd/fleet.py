@@ -252,3 +252,62 @@ def _pack_directory(
             entry["governor"] = governor
         entries.append(entry)
     return json.dumps(entries, indent=2).encode()
+
+
+@fleet.command()
+@click.option(
+    "--listen",
+    default="127.0.0.1:8080",
+    show_default=True,
+    help="HOST:PORT to serve the page on (port 0: a free one)",
+)
+@click.option("--nats", "url", required=True, help="NATS URL")
+@click.option("--credentials", type=click.Path(exists=True), help="NATS credentials file")
+@click.option("--bucket", default="STEWARD_FLEET", show_default=True, help="the fleet KV bucket")
+def dashboard(listen: str, url: str, credentials: str | None, bucket: str) -> None:
+    """Serve a live web page of the fleet: nodes, machines, states, graphs, history (read-only)."""
+    from steward.daemon.config import parse_listen
+    from steward.errors import ApiError
+
+    try:
+        address = parse_listen(listen)
+    except ValueError as exc:
+        fail(f"--listen {exc}")
+    if address is None:
+        fail("--listen must be HOST:PORT")
+    try:
+        asyncio.run(_dashboard(address, url, credentials, bucket))
+    except (ApiError, OSError) as exc:
+        fail(str(exc))
+
+
+async def _dashboard(
+    address: tuple[str, int], url: str, credentials: str | None, bucket: str
+) -> None:
+    import signal
+
+    from steward.cmd.connect import connect_nats
+    from steward.fleet.dashboard import DashboardServer, FleetBroadcast
+    from steward.fleet.feed import FleetFeed, open_bucket
+
+    nc = await connect_nats(url, credentials, name="steward-dashboard")
+    try:
+        kv = await open_bucket(nc.jetstream(), bucket)
+        server = DashboardServer(FleetBroadcast(FleetFeed(kv)), *address)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise OSError(f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}") from exc
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        click.echo(f"steward fleet dashboard: {server.url} (bucket {bucket}); Ctrl-C stops it")
+        try:
+            await stopping.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await server.stop()
+    finally:
+        await nc.close()

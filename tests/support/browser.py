@@ -71,7 +71,10 @@ def wait_for(driver: Any, what: str, check: Callable[[Any], T], timeout: float =
 
     try:
         return WebDriverWait(
-            driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]
+            driver,
+            timeout,
+            poll_frequency=0.05,
+            ignored_exceptions=[StaleElementReferenceException],
         ).until(check)
     except TimeoutException:
         raise AssertionError(

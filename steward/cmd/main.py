@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from steward import __version__
+from steward.cmd import fleet_status
 from steward.cmd.client import ApiClient
 from steward.cmd.fleet import fleet
 from steward.cmd.governor import governor
@@ -379,6 +380,9 @@ def version(as_json: bool) -> None:
 
 cli.add_command(governor)
 cli.add_command(fleet)
+fleet.add_command(fleet_status.status)
+fleet.add_command(fleet_status.watch)
+fleet.add_command(fleet_status.purge)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from steward.broker.settings import NatsSettings
 from steward.errors import ConfigError, SpecError
 from steward.events.outbox import OutboxLimits
+from steward.fleet.state import BUCKET_RE, FleetSettings
 from steward.machine.source import Fields, Problems, load_yaml
 
 DEFAULT_CONFIG = Path("/etc/steward/steward.yaml")
@@ -47,6 +48,7 @@ class Config:
     events_format: str = "steward"  # steward | choria
     events_prefix: str = "steward.events"
     outbox: OutboxLimits = field(default_factory=OutboxLimits)
+    fleet: FleetSettings = field(default_factory=FleetSettings)  # the fleet KV (with NATS)
     rescan_interval: float = DEFAULT_RESCAN_INTERVAL  # reload.rescan_interval
     metrics_listen: tuple[str, int] | None = DEFAULT_METRICS_LISTEN  # None: no metrics endpoint
     facts: Path | None = None  # the node's facts (JSON, or YAML by suffix); Choria's plugin.yaml
@@ -204,6 +206,7 @@ def _read_file(path: Path) -> Config:
         _read_events(doc, values)
         _read_reload(doc, values)
         _read_metrics(doc, values)
+        _read_fleet(doc, values)
         doc.finish()
     if problems.has_errors:
         raise ConfigError("invalid config:\n" + "\n".join(str(p) for p in problems.items))
@@ -283,6 +286,27 @@ def _read_metrics(doc: Fields, values: dict[str, Any]) -> None:
         else:
             values["metrics_listen"] = listen
     metrics.finish(" in metrics")
+
+
+def _read_fleet(doc: Fields, values: dict[str, Any]) -> None:
+    fleet = doc.mapping("fleet")
+    if fleet is None:
+        return
+    default = FleetSettings()
+    bucket = fleet.string("bucket")
+    if bucket is not None and not BUCKET_RE.match(bucket):
+        fleet.error("bucket", f"not a valid KV bucket name (letters, digits, _ and -): {bucket!r}")
+        bucket = None
+    heartbeat = fleet.duration("heartbeat", minimum=0.1, minimum_text="0.1s")
+    forget_after = fleet.duration("forget_after")
+    values["fleet"] = FleetSettings(
+        enabled=fleet.boolean("enabled", default.enabled),
+        bucket=bucket or default.bucket,
+        heartbeat=heartbeat if heartbeat is not None else default.heartbeat,
+        forget_after=forget_after if forget_after is not None else default.forget_after,
+        replicas=fleet.integer("replicas", default.replicas, minimum=1),
+    )
+    fleet.finish(" in fleet")
 
 
 def _signing_key(value: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from typing import Protocol
 
 from steward.errors import MachineNotFound, Problem, StoreError
 from steward.events.envelope import LifecycleStep
@@ -20,9 +21,20 @@ from steward.machine.spec import MachineSpec
 log = logging.getLogger("steward.node")
 
 
+class NodeListener(Protocol):
+    """Told when the machines on the node change (the fleet reporter)."""
+
+    def machine_added(self, machine: RunningMachine) -> None: ...
+
+    def machine_changed(self, machine: RunningMachine) -> None: ...
+
+    def machine_removed(self, name: str) -> None: ...
+
+
 class Node:
     def __init__(self, services: NodeServices) -> None:
         self.services = services
+        self.listeners: list[NodeListener] = []
         self.name = services.identity.name
         self.machines: dict[str, RunningMachine] = {}
         # (source machine, transition) -> [(subscriber machine, its transition)]
@@ -53,6 +65,8 @@ class Node:
             )
         await machine.announce(LifecycleStep.RESUMED if machine.resumed else LifecycleStep.STARTED)
         self._tell_dependents(spec.name)
+        for listener in self.listeners:
+            listener.machine_added(machine)
         return machine
 
     async def replace(self, spec: MachineSpec) -> RunningMachine:
@@ -69,6 +83,8 @@ class Node:
         await machine.stop()
         if announce:
             await machine.announce(LifecycleStep.REMOVED)
+            for listener in self.listeners:
+                listener.machine_removed(name)
         self._tell_dependents(name)
 
     async def announce_load_failed(
@@ -107,6 +123,12 @@ class Node:
             if subscriber is not None:
                 subscriber.request(own, Cause.subscribed(machine.name, transition.transition))
         self._tell_dependents(machine.name)
+        for listener in self.listeners:
+            listener.machine_changed(machine)
+
+    def watchers_changed(self, machine: RunningMachine) -> None:
+        for listener in self.listeners:
+            listener.machine_changed(machine)
 
     # ----------------------------------------------------------------------------------------
     def _tell_dependents(self, name: str) -> None:

@@ -41,6 +41,7 @@ from steward.daemon.watch import MachinesWatch
 from steward.errors import ConfigError, Problem, Severity, StoreError
 from steward.events.formats import event_format
 from steward.events.pipeline import event_pipeline
+from steward.fleet.reporter import FleetReporter
 from steward.machine.discovery import MACHINE_FILE
 from steward.machine.persistence import SqliteStore
 from steward.machine.services import NodeServices
@@ -113,6 +114,17 @@ class Daemon:
                 signing_key=config.signing_key,
             )
         )
+        # the node's keys in the fleet bucket, when NATS is configured
+        self.fleet: FleetReporter | None = None
+        if config.nats.enabled and config.fleet.enabled:
+            self.fleet = FleetReporter(
+                config.fleet,
+                node=config.node,
+                machines=self.node.machines,
+                nats=self.nats,
+                clock=self.clock,
+            )
+            self.node.listeners.append(self.fleet)
         self.metrics_registry.register(
             StewardCollector(
                 self.node.machines,
@@ -172,6 +184,8 @@ class Daemon:
         self.started_at = self.clock.time()
         t0 = time.monotonic()
         await self.rescan()
+        if self.fleet is not None:
+            self.fleet.start()  # every machine loaded: their keys are written first
         await self.watch.start()  # hot reload: inotify plus the periodic full rescan
         log.info(
             "steward started: %d machines running, %d rejected",
@@ -372,6 +386,8 @@ class Daemon:
         await self.reaper.stop()  # kill and reap what commands left running
         # flush what NATS accepts in the time left; the rest stays in the outbox
         await self.publisher.stop(0 if forced else min(5.0, self.shutdown_timeout))
+        if self.fleet is not None:
+            await self.fleet.stop(0 if forced else min(2.0, self.shutdown_timeout))
         await self.nats.stop()
         await self.store.close()
         if self._lock is not None:
@@ -402,6 +418,7 @@ class Daemon:
                 "error": self.metrics_error,
             },
             "reload": self.reloads.as_dict(),
+            "fleet": self.fleet.status() if self.fleet is not None else None,
             "facts": self.facts_file.status(),
             "problems": [p.as_dict() for p in self.problems],
         }

@@ -37,6 +37,7 @@ RECENT = 5  # transitions a machine entry carries
 GRAPH_SUFFIX = "graph"
 
 _PLAIN = re.compile(r"[A-Za-z0-9_-]")
+BUCKET_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def token(name: str) -> str:
@@ -81,6 +82,17 @@ def node_keys_filter(node: str) -> str:
     return f"{token(node)}.>"
 
 
+@dataclass(frozen=True)
+class FleetSettings:
+    """``fleet:`` in steward.yaml; used only when NATS is configured."""
+
+    enabled: bool = True
+    bucket: str = DEFAULT_BUCKET
+    heartbeat: float = DEFAULT_HEARTBEAT
+    forget_after: float = DEFAULT_FORGET_AFTER  # the node key's TTL; 0: none
+    replicas: int = 1  # of the bucket, when a daemon creates it
+
+
 # what a node writes ------------------------------------------------------------------------
 def node_value(
     *,
@@ -117,7 +129,6 @@ def machine_value(node: str, machine: RunningMachine, at: float) -> dict[str, An
             "type": w.spec.type,
             "outcome": last.outcome.value if last is not None else None,
             "detail": last.detail[:200] if last is not None else "",
-            "at": w.last_run_at,
         }
     return {
         "kind": "machine",
@@ -194,8 +205,14 @@ class NodeEntry:
         """When the node counts as offline if no heartbeat comes."""
         return self.seen + 2 * self.interval + OFFLINE_GRACE
 
+    @property
+    def stopped(self) -> float | None:
+        """When the daemon said it stopped (a clean stop), if its last word was that."""
+        value = self.value.get("stopped")
+        return float(value) if isinstance(value, int | float) else None
+
     def online(self, now: float) -> bool:
-        return now < self.deadline()
+        return self.stopped is None and now < self.deadline()
 
 
 @dataclass
@@ -273,6 +290,7 @@ class FleetView:
                 "node": node,
                 "online": online,
                 "last_seen": entry.seen if entry is not None else None,
+                "stopped": entry.stopped if entry is not None else None,
             }
             docs = sorted(by_node.get(node, []), key=lambda d: str(d.get("machine")))
             if not docs and machine is None and state is None:

@@ -42,6 +42,9 @@ class NodeLink(Protocol):
 
     def transitioned(self, machine: RunningMachine, transition: TransitionResult) -> None: ...
 
+    def watchers_changed(self, machine: RunningMachine) -> None:
+        """A watcher's outcome differs from its last one."""
+
 
 @dataclass(frozen=True)
 class TransitionResult:
@@ -284,6 +287,8 @@ class RunningMachine:
                     )
                 ]
             )
+        if result.outcome is not previous and result.outcome is not Outcome.UNCHANGED:
+            self._node.watchers_changed(self)
         if result.data or result.data_removed:
             await self._merge_data(result.data or {}, result.data_removed)
         transition = _transition_for(spec, result.outcome)

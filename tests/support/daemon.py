@@ -154,8 +154,14 @@ class Daemon:
     """One ``steward run`` subprocess on one state dir; may be started again after a stop."""
 
     def __init__(
-        self, machines_dir: Path, state_dir: Path, log_path: Path, env: Mapping[str, str]
+        self,
+        machines_dir: Path,
+        state_dir: Path,
+        log_path: Path,
+        env: Mapping[str, str],
+        node: str = "e2e",
     ) -> None:
+        self.node = node
         self.machines_dir = machines_dir
         self.state_dir = state_dir
         self.log_path = log_path
@@ -179,7 +185,7 @@ class Daemon:
             "--state-dir",
             str(self.state_dir),
             "--node",
-            "e2e",
+            self.node,
             "--log-format",
             "json",
             "--metrics-listen",

@@ -141,12 +141,16 @@ class FakeNode:
 
     states: dict[str, str] = field(default_factory=dict)
     transitions: list[Any] = field(default_factory=list)
+    watcher_changes: int = 0
 
     def state_of(self, machine: str) -> str | None:
         return self.states.get(machine)
 
     def transitioned(self, machine: Any, transition: Any) -> None:
         self.transitions.append(transition)
+
+    def watchers_changed(self, machine: Any) -> None:
+        self.watcher_changes += 1
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ def test_unknown_keys_name_file_line_and_column(tmp_path: Path) -> None:
         "invalid config:\n"
         f"{path}:4:3: log.colour: unknown field 'colour' in log (known: format, level)\n"
         f"{path}:5:1: nmae: unknown field 'nmae' "
-        "(known: api, events, facts, log, machines_dir, metrics, nats, node, reload, "
+        "(known: api, events, facts, fleet, log, machines_dir, metrics, nats, node, reload, "
         "signing_key, state_dir)"
     )
 
@@ -291,3 +291,33 @@ def test_signing_key_from_file_and_env_and_checked(tmp_path: Path) -> None:
     assert load_config(cfg, env={"STEWARD_SIGNING_KEY": "cd" * 32}).signing_key == "cd" * 32
     message = config_error(write(tmp_path, "signing_key: nothex\n"), env={})
     assert "signing_key must be an ed25519 public key in hex (64 digits)" in message
+
+
+def test_fleet_section(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        fleet:
+          bucket: FLEET_A
+          heartbeat: 10s
+          forget_after: 1d
+          replicas: 3
+        """,
+    )
+    fleet = load_config(path, env={}).fleet
+    assert (fleet.enabled, fleet.bucket, fleet.heartbeat, fleet.forget_after, fleet.replicas) == (
+        True,
+        "FLEET_A",
+        10.0,
+        86400.0,
+        3,
+    )
+    assert load_config(None, env={}).fleet.heartbeat == 30.0
+
+
+def test_fleet_section_errors_name_the_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "fleet:\n  bucket: a.b\n  heartbeat: soon\n  extra: 1\n")
+    message = config_error(path, env={})
+    assert "fleet.bucket" in message and "not a valid KV bucket name" in message
+    assert "fleet.heartbeat" in message
+    assert "extra" in message

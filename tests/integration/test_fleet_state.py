@@ -1,0 +1,230 @@
+"""The fleet bucket with real daemons on a real nats-server: three nodes' machines in the table
+with their states, a transition visible within a second, a kill -9 seen as offline with its
+last seen, and a node cut off from NATS that converges when it returns without ever putting an
+older value over a newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from steward.fleet.feed import FleetFeed, open_bucket
+from steward.fleet.state import DEFAULT_BUCKET, OFFLINE_GRACE, machine_key
+from tests.support.daemon import Daemon, MachinesDir, base_env, run_cli, wait_until
+from tests.support.events import short_tmp_dir
+from tests.support.nats_server import NatsServer, running_nats
+
+pytestmark = pytest.mark.e2e
+
+HEARTBEAT = 1.0
+NODES = ("web1.example.com", "web2", "db1")
+SWITCH = """\
+name: switch
+version: 1.0.0
+initial_state: down
+transitions:
+  - {name: turn_up, from: [down], destination: up}
+  - {name: turn_down, from: [up], destination: down}
+watchers: []
+"""
+PROBE = """\
+name: probe
+version: 2.0.0
+initial_state: unknown
+transitions:
+  - {name: passed, from: [unknown, failing], destination: passing}
+  - {name: failed, from: [unknown, passing], destination: failing}
+watchers:
+  - name: check
+    type: exec
+    interval: 1h
+    success_transition: passed
+    fail_transition: failed
+    properties: {command: /bin/true}
+"""
+
+
+class Fleet:
+    def __init__(self, tmp_path: Path, server: NatsServer) -> None:
+        self.server = server
+        machines = MachinesDir(tmp_path / "machines")
+        machines.add("switch", SWITCH)
+        machines.add("probe", PROBE)
+        config = tmp_path / "steward.yaml"
+        config.write_text(
+            f"nats: {{servers: [{server.url}]}}\nfleet: {{heartbeat: {HEARTBEAT:g}s}}\n"
+        )
+        self.env = base_env(config)
+        self.state_dirs: list[Path] = []
+        self.daemons: dict[str, Daemon] = {}
+        for node in NODES:
+            state = short_tmp_dir("fl-")
+            self.state_dirs.append(state)
+            self.daemons[node] = Daemon(
+                machines.path, state, tmp_path / f"{node}.log", self.env, node=node
+            )
+
+    def cleanup(self) -> None:
+        for d in self.daemons.values():
+            d.cleanup()
+        for path in self.state_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def status(self, *args: str) -> dict[str, Any]:
+        result = run_cli(
+            "fleet", "status", "--nats", self.server.url, "--json", *args, env=self.env
+        )
+        assert result.returncode == 0, result.stderr
+        doc: dict[str, Any] = json.loads(result.stdout)
+        return doc
+
+    def rows(self, *args: str) -> dict[tuple[str, str | None], dict[str, Any]]:
+        return {(r["node"], r["machine"]): r for r in self.status(*args)["rows"]}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    yield from running_nats(tmp_path)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, server: NatsServer) -> Iterator[Fleet]:
+    f = Fleet(tmp_path, server)
+    yield f
+    f.cleanup()
+
+
+def _converged(fleet: Fleet, expected: dict[tuple[str, str], str]) -> bool:
+    rows = fleet.rows()
+    return all(rows.get(k, {}).get("state") == v for k, v in expected.items())
+
+
+def test_three_nodes_in_the_table_and_a_transition_within_a_second(fleet: Fleet) -> None:
+    for d in fleet.daemons.values():
+        d.start()
+    expected = {(n, m): s for n in NODES for m, s in (("switch", "down"), ("probe", "passing"))}
+    wait_until(lambda: _converged(fleet, expected), 15, "every machine in the fleet table")
+    rows = fleet.rows()
+    assert all(rows[(n, "switch")]["online"] for n in NODES)
+    probe = rows[("db1", "probe")]
+    assert (probe["version"], probe["last_transition"], probe["cause"]) == (
+        "2.0.0",
+        "passed",
+        "watcher check",
+    )
+    assert set(fleet.rows("--node", "web*")) == {
+        (n, m) for n in ("web1.example.com", "web2") for m in ("switch", "probe")
+    }
+    assert set(fleet.rows("--state", "down")) == {(n, "switch") for n in NODES}
+
+    async def transition_seen() -> float:
+        nc = await nats.connect(fleet.server.url)
+        feed = FleetFeed(await open_bucket(nc.jetstream(), DEFAULT_BUCKET))
+        try:
+            view = await feed.load()
+            fired = time.monotonic()
+            await asyncio.to_thread(fleet.daemons["web2"].transition, "switch", "turn_up")
+            async with asyncio.timeout(5):
+                async for node, machine in feed.changes():
+                    doc = view.machines.get(("web2", "switch"), {})
+                    if (node, machine) == ("web2", "switch") and doc.get("state") == "up":
+                        last = doc["last"]
+                        assert last["cause"]["kind"] == "manual"
+                        return time.monotonic() - fired
+        finally:
+            await feed.close()
+            await nc.close()
+        raise AssertionError("unreachable")
+
+    # measured from before the CLI call that fires it (a subprocess: ~0.3 s of it)
+    assert asyncio.run(transition_seen()) < 1.0
+
+    # a clean stop says so at once
+    fleet.daemons["db1"].stop()
+    wait_until(lambda: fleet.rows()[("db1", "switch")]["stopped"], 5, "db1 stopped")
+    assert not fleet.rows()[("db1", "switch")]["online"]
+
+
+def test_a_killed_daemon_shows_offline_with_its_last_seen(fleet: Fleet) -> None:
+    daemon = fleet.daemons["web2"]
+    daemon.start()
+    wait_until(lambda: fleet.rows().get(("web2", "switch"), {}).get("online"), 15, "online")
+    daemon.kill9()
+    killed = time.time()
+    deadline = 2 * HEARTBEAT + OFFLINE_GRACE
+    assert fleet.rows()[("web2", "switch")]["online"]  # silence is not offline yet
+
+    def offline() -> dict[str, Any] | None:
+        row = fleet.rows()[("web2", "switch")]
+        return None if row["online"] else row
+
+    row = wait_until(offline, deadline + 10, "web2 offline")
+    assert time.time() - killed >= deadline - HEARTBEAT - 0.5
+    assert killed - HEARTBEAT - 1.0 <= row["last_seen"] <= killed + 0.5
+    assert row["stopped"] is None
+    text = run_cli("fleet", "status", "--nats", fleet.server.url, "--stale", env=fleet.env)
+    assert "web2" in text.stdout and "OFFLINE (seen" in text.stdout, text.stdout
+
+
+def test_a_node_cut_off_converges_and_never_goes_back(fleet: Fleet) -> None:
+    """The bucket is created with history here, so every value written is kept to check."""
+
+    async def create_bucket() -> None:
+        nc = await nats.connect(fleet.server.url)
+        try:
+            await nc.jetstream().create_key_value(bucket=DEFAULT_BUCKET, history=64)
+        finally:
+            await nc.close()
+
+    asyncio.run(create_bucket())
+    daemon = fleet.daemons["web1.example.com"]
+    daemon.start()
+    key = ("web1.example.com", "switch")
+    wait_until(lambda: fleet.rows().get(key, {}).get("state") == "down", 15, "down")
+    fleet.server.stop()
+    for name in ("turn_up", "turn_down", "turn_up", "turn_down", "turn_up"):
+        daemon.transition("switch", name)
+    seq = daemon.machine("switch")["seq"]  # type: ignore[index]
+    assert seq == 5
+    fleet.server.start()
+    wait_until(lambda: fleet.rows().get(key, {}).get("seq") == seq, 20, "the latest value")
+    assert fleet.rows()[key]["state"] == "up"
+
+    async def written_seqs() -> list[int]:
+        nc = await nats.connect(fleet.server.url)
+        try:
+            kv = await nc.jetstream().key_value(DEFAULT_BUCKET)
+            entries = await kv.history(machine_key(*key))
+            return [json.loads(e.value)["seq"] for e in entries if e.value]
+        finally:
+            await nc.close()
+
+    seqs = asyncio.run(written_seqs())
+    assert seqs == sorted(seqs) and seqs[-1] == 5, seqs
+    assert len(seqs) <= 3, f"intermediate values were written after the outage: {seqs}"
+
+    # a newer value from elsewhere (another daemon under this node name) is not overwritten
+    async def put_newer() -> None:
+        nc = await nats.connect(fleet.server.url)
+        try:
+            kv = await nc.jetstream().key_value(DEFAULT_BUCKET)
+            entry = await kv.get(machine_key(*key))
+            doc = json.loads(entry.value or b"")
+            doc.update(seq=99, since=time.time() + 3600, state="elsewhere")
+            await kv.put(machine_key(*key), json.dumps(doc).encode())
+        finally:
+            await nc.close()
+
+    asyncio.run(put_newer())
+    daemon.transition("switch", "turn_down")
+    wait_until(lambda: daemon.status()["fleet"]["skipped_newer"] >= 1, 10, "the newer value kept")
+    assert fleet.rows()[key]["state"] == "elsewhere"

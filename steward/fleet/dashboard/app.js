@@ -114,10 +114,11 @@ function rows() {
 function statusCell(status) {
   const online = !!(status && status.online);
   const seen = status && status.last_seen != null ? status.last_seen : null;
+  const word = online ? "online" : status && status.stopped != null ? "stopped" : "offline";
   return el(
     "td",
     { class: "status", title: stamp(seen) },
-    el("span", { class: `badge ${online ? "online" : "offline"}`, text: online ? "online" : "offline" }),
+    el("span", { class: `badge ${word}`, text: word }),
     el("span", { class: "seen", data: { at: seen ?? "" }, text: seenText(seen) }),
   );
 }
@@ -281,6 +282,7 @@ function renderWatchers(m) {
       ),
     ),
   );
+  if (!entries.length) body.append(el("tr", {}, el("td", { text: "no watchers" })));
 }
 
 async function loadGraph(node, machine, graphKey) {
@@ -413,7 +415,10 @@ function drawGraph(doc) {
     maxX = Math.max(maxX, b.x + b.w);
   }
   root.append(labels);
+  // natural size, shrunk to fit the panel but never blown up (CSS: max-width 100%)
   root.setAttribute("viewBox", `0 0 ${maxX + PAD} ${maxY + PAD}`);
+  root.setAttribute("width", String(maxX + PAD));
+  root.setAttribute("height", String(maxY + PAD));
   return root;
 }
 

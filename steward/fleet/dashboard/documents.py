@@ -31,13 +31,20 @@ def node_doc(view: FleetView, node: str, now: float) -> dict[str, Any]:
     yet, or its key expired) is offline with no last-seen time."""
     entry = view.nodes.get(node)
     if entry is None:
-        return {"node": node, "online": False, "last_seen": None, "offline_at": None}
+        return {
+            "node": node,
+            "online": False,
+            "last_seen": None,
+            "offline_at": None,
+            "stopped": None,
+        }
     value = entry.value
     return {
         "node": node,
         "online": entry.online(now),
         "last_seen": entry.seen,
         "offline_at": entry.deadline(),
+        "stopped": entry.stopped,  # when a clean stop said so: offline at once
         "interval": entry.interval,
         "steward_version": value.get("steward_version"),
         "started": value.get("started"),

@@ -246,6 +246,11 @@ async def test_a_silent_node_turns_offline_without_any_entry(stream: Stream, kv:
     await put(kv, node_key("web1.example.com"), node("web1.example.com", interval=1.0))
     back = await stream.until("node", lambda d: d["node"] == "web1.example.com")
     assert back["online"] is True
+    # a clean stop says so: offline at once, with when
+    said = time.time()
+    await put(kv, node_key("web1.example.com"), {**node("web1.example.com"), "stopped": said})
+    stopped = await stream.until("node", lambda d: d["node"] == "web1.example.com")
+    assert (stopped["online"], stopped["stopped"]) == (False, said)
 
 
 async def test_a_listener_that_falls_behind_is_dropped(kv: Any) -> None:

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
 .PHONY: venv run test lint typecheck pytest bench bench-load bench-monit bench-exec bench-timers \
-	bench-restart bench-reload bench-events bench-kv bench-fleet bench-quick docker-setup package package-test \
+	bench-restart bench-reload bench-events bench-kv bench-fleet bench-fleet-status bench-quick docker-setup package package-test \
 	clean
 
 venv: $(STAMP)
@@ -38,7 +38,7 @@ pytest: $(STAMP)
 ## PASS/MISS lines are appended to bench/RESULTS.md (~25 min; quiet machine; root for monit,
 ## a Docker engine for bench-restart: make docker-setup)
 bench: $(STAMP) bench-load bench-monit bench-exec bench-timers bench-restart bench-reload \
-	bench-events bench-kv bench-fleet
+	bench-events bench-kv bench-fleet bench-fleet-status
 
 ## scenario 1 alone: 1,000 exec+timer machines (load, RSS, CPU per check, check rate)
 bench-load: $(STAMP)
@@ -77,6 +77,10 @@ bench-reload: $(STAMP)
 bench-fleet: $(STAMP)
 	$(BIN)/python bench/fleet_rollout.py
 
+## steward fleet status on a bucket with 10,000 node x machine keys
+bench-fleet-status: $(STAMP)
+	$(BIN)/python bench/fleet_status.py
+
 ## smoke runs of every benchmark, nothing recorded (CI runs this so the code never rots)
 bench-quick: $(STAMP)
 	$(BIN)/python bench/load_machines.py --quick --no-record
@@ -87,6 +91,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/reload_latency.py --quick --no-record
 	$(BIN)/python bench/events_latency.py --quick --no-record
 	$(BIN)/python bench/fleet_rollout.py --quick --no-record
+	$(BIN)/python bench/fleet_status.py --quick --no-record
 	$(BIN)/python bench/kv_latency.py --quick --no-record
 
 ## a Docker engine and the test image (root: installs docker.io and busybox-static if missing)

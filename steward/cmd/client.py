@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -28,6 +29,16 @@ class ApiClient:
 
     def transition(self, machine: str, transition: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/machines/{machine}/transition", {"transition": transition})
+
+    def history(self, machine: str, limit: int) -> list[dict[str, Any]]:
+        """The machine's last ``limit`` transitions with their causes, oldest first."""
+        self.require_socket()
+        data = asyncio.run(
+            self._request("GET", f"/v1/machines/{quote(machine, safe='')}/history?limit={limit}")
+        )
+        if not isinstance(data, list):
+            raise ApiError("daemon sent an unexpected reply")
+        return data
 
     async def events(
         self, *, follow: bool, machine: str | None, kind: EventKind | None, recent: int
@@ -69,7 +80,10 @@ class ApiClient:
 
     def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         self.require_socket()
-        return asyncio.run(self._request(method, path, body))
+        data = asyncio.run(self._request(method, path, body))
+        if not isinstance(data, dict):
+            raise ApiError("daemon sent an unexpected reply")
+        return data
 
     def _session(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
         connector = aiohttp.UnixConnector(path=str(self.socket_path))
@@ -78,7 +92,7 @@ class ApiClient:
     def _unreachable(self, exc: Exception) -> ApiError:
         return ApiError(f"cannot reach the steward daemon at {self.socket_path}: {exc}")
 
-    async def _request(self, method: str, path: str, body: Any) -> dict[str, Any]:
+    async def _request(self, method: str, path: str, body: Any = None) -> Any:
         try:
             async with (
                 self._session(aiohttp.ClientTimeout(total=TIMEOUT)) as session,
@@ -91,8 +105,6 @@ class ApiClient:
                 if resp.status >= 400:
                     message = data.get("error") if isinstance(data, dict) else None
                     raise ApiError(message or f"daemon answered {resp.status}")
-                if not isinstance(data, dict):
-                    raise ApiError("daemon sent an unexpected reply")
                 return data
         except aiohttp.ClientConnectionError as exc:
             raise self._unreachable(exc) from exc

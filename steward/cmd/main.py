@@ -23,7 +23,7 @@ from steward.cmd import fleet_status
 from steward.cmd.client import ApiClient
 from steward.cmd.fleet import fleet
 from steward.cmd.governor import governor
-from steward.cmd.render import render_event, render_status
+from steward.cmd.render import render_event, render_history, render_status
 from steward.daemon.config import config_path, load_config
 from steward.daemon.loader import load_sources
 from steward.errors import Severity, SpecError, StewardError
@@ -274,6 +274,35 @@ def transition(
         )
     else:
         click.echo(f"{machine}: {name}: already in {result['to_state']}; nothing changed")
+
+
+@cli.command()
+@click.argument("machine")
+@click.option(
+    "-n",
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="The last N transitions.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the transitions as a JSON list.")
+@client_options
+@friendly
+def history(
+    machine: str,
+    limit: int,
+    as_json: bool,
+    socket: str | None,
+    state_dir: str | None,
+    config_file: str | None,
+) -> None:
+    """Show MACHINE's last transitions with their causes, oldest first (kept across restarts)."""
+    entries = _client(socket, state_dir, config_file).history(machine, limit)
+    if as_json:
+        _dump(entries)
+    else:
+        click.echo(render_history(entries), nl=False)
 
 
 @cli.command()

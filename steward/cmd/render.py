@@ -1,4 +1,4 @@
-"""Text for people: ``steward status``."""
+"""Text for people: ``steward status``, ``steward history``, events, governors."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 from steward.machine.durations import format_duration
+
+RESULT_WIDTH = 72  # characters of a watcher result shown on one line
 
 
 def _when(ts: float | None, now: float) -> str:
@@ -36,6 +38,14 @@ def render_status(data: dict[str, Any], now: float | None = None) -> str:
         )
         if m.get("store_error"):
             lines.append(f"  ! state not recorded: {m['store_error']}")
+        last = m.get("last_transition")
+        if last:
+            cause = last.get("cause") or {}
+            result = cause_result(cause)
+            lines.append(
+                f"  last: {last['transition']} {last['from_state']} -> {last['to_state']} "
+                f"by {cause.get('text', '?')}" + (f" ({result})" if result else "")
+            )
         rows = [["WATCHER", "TYPE", "ACTIVE", "LAST", "AT", "DETAIL"]]
         for w in m.get("watchers", []):
             rows.append(
@@ -83,6 +93,51 @@ def render_status(data: dict[str, Any], now: float | None = None) -> str:
             field = f" {p['path']}:" if p["path"] else ""
             lines.append(f"  {where}:{field} {p['message']}")
     return "\n".join(lines) + "\n"
+
+
+def render_history(entries: list[dict[str, Any]]) -> str:
+    """``steward history``: one line per transition, oldest first, times local."""
+    if not entries:
+        return "no transitions recorded\n"
+    rows = [["SEQ", "AT", "TRANSITION", "FROM -> TO", "CAUSE", "RESULT"]]
+    for e in entries:
+        cause = e.get("cause") or {}
+        rows.append(
+            [
+                str(e["seq"]),
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["at"])),
+                e["transition"],
+                f"{e['from_state']} -> {e['to_state']}",
+                cause.get("text", "?"),
+                cause_result(cause),
+            ]
+        )
+    return "\n".join(_table(rows)) + "\n"
+
+
+def cause_result(cause: dict[str, Any], width: int = RESULT_WIDTH) -> str:
+    """A watcher cause's result in a few words: outcome, detail, exit code, output head."""
+    if cause.get("kind") != "watcher":
+        return ""
+    detail = str(cause.get("detail") or "")
+    parts = [str(cause.get("outcome") or "?")]
+    if detail:
+        parts.append(detail)
+    result = cause.get("result") or {}
+    code = result.get("exit_code")
+    if code is not None and "exit code" not in detail:
+        parts.append(f"exit code {code}")
+    head = _first_line(result.get("stdout")) or _first_line(result.get("stderr"))
+    if head and head not in detail:
+        parts.append(head)
+    text = ": ".join(parts)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _first_line(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    return next((line.strip() for line in value.splitlines() if line.strip()), "")
 
 
 def render_event(event: dict[str, Any]) -> str:

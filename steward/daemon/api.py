@@ -3,6 +3,8 @@
     GET  /v1/status                              node, machines, load problems, events
     GET  /v1/machines/{name}                     one machine
     POST /v1/machines/{name}/transition          {"transition": "..."} -> the committed result
+    GET  /v1/machines/{name}/history?limit=N     its last N transitions with their causes
+                                                 (default 100), oldest first (JSON list)
     GET  /v1/events?machine=&type=&recent=N      the last N events (JSON list of CloudEvents)
     GET  /v1/events?follow=1&…                   Server-Sent Events: the recent ones, then live
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 SOCKET_MODE = 0o660
 KEEPALIVE = 15.0  # seconds between SSE keepalive comments
 MAX_UNIX_PATH = 107
+HISTORY_LIMIT = 100  # transitions /history answers with unless asked for another number
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -49,6 +52,26 @@ def build_app(daemon: Daemon) -> web.Application:
             return _json(daemon.node.get(request.match_info["name"]).status())
         except MachineNotFound as exc:
             return _json({"error": str(exc)}, 404)
+
+    @routes.get("/v1/machines/{name}/history")
+    async def history(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            limit = int(request.query.get("limit", str(HISTORY_LIMIT)))
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            return _json({"error": "limit must be a positive number"}, 400)
+        try:
+            # a removed machine's history stays on disk and readable
+            if name not in daemon.node.machines and await daemon.store.load(name) is None:
+                raise MachineNotFound(name)
+            entries = await daemon.store.history(name, limit)
+        except MachineNotFound as exc:
+            return _json({"error": str(exc)}, 404)
+        except StoreError as exc:
+            return _json({"error": str(exc)}, 500)
+        return _json([e.as_dict() for e in entries])
 
     @routes.post("/v1/machines/{name}/transition")
     async def transition(request: web.Request) -> web.Response:

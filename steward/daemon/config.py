@@ -19,6 +19,7 @@ from steward.broker.settings import NatsSettings
 from steward.errors import ConfigError, SpecError
 from steward.events.outbox import OutboxLimits
 from steward.fleet.state import BUCKET_RE, FleetSettings
+from steward.machine.history import DEFAULT_HISTORY_KEEP
 from steward.machine.source import Fields, Problems, load_yaml
 
 DEFAULT_CONFIG = Path("/etc/steward/steward.yaml")
@@ -49,6 +50,7 @@ class Config:
     events_prefix: str = "steward.events"
     outbox: OutboxLimits = field(default_factory=OutboxLimits)
     fleet: FleetSettings = field(default_factory=FleetSettings)  # the fleet KV (with NATS)
+    history_keep: int = DEFAULT_HISTORY_KEEP  # history.keep: transitions kept per machine
     rescan_interval: float = DEFAULT_RESCAN_INTERVAL  # reload.rescan_interval
     metrics_listen: tuple[str, int] | None = DEFAULT_METRICS_LISTEN  # None: no metrics endpoint
     facts: Path | None = None  # the node's facts (JSON, or YAML by suffix); Choria's plugin.yaml
@@ -207,6 +209,7 @@ def _read_file(path: Path) -> Config:
         _read_reload(doc, values)
         _read_metrics(doc, values)
         _read_fleet(doc, values)
+        _read_history(doc, values)
         doc.finish()
     if problems.has_errors:
         raise ConfigError("invalid config:\n" + "\n".join(str(p) for p in problems.items))
@@ -307,6 +310,14 @@ def _read_fleet(doc: Fields, values: dict[str, Any]) -> None:
         replicas=fleet.integer("replicas", default.replicas, minimum=1),
     )
     fleet.finish(" in fleet")
+
+
+def _read_history(doc: Fields, values: dict[str, Any]) -> None:
+    history = doc.mapping("history")
+    if history is None:
+        return
+    values["history_keep"] = history.integer("keep", DEFAULT_HISTORY_KEEP, minimum=1)
+    history.finish(" in history")
 
 
 def _signing_key(value: str) -> str:

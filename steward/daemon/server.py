@@ -78,7 +78,9 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.shutdown_timeout = shutdown_timeout
-        self.store = SqliteStore(config.database_path, config.outbox)
+        self.store = SqliteStore(
+            config.database_path, config.outbox, history_keep=config.history_keep
+        )
         # the daemon's one NATS connection (or its absence), shared by everything that needs it
         self.nats: NatsConnection | NoNats = (
             NatsConnection(config.nats, name=f"steward {config.node}")

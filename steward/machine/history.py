@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 MAX_TEXT = 256  # characters kept of any string in a cause (an output head, a detail)
 MAX_ITEMS = 16  # items kept of any list or mapping in a cause
 MAX_DEPTH = 3
+DEFAULT_HISTORY_KEEP = 100  # transitions kept per machine on disk (steward.yaml history.keep)
 
 
 @dataclass(frozen=True)

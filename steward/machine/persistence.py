@@ -1,9 +1,12 @@
 """Machine state and the event outbox on disk: one SQLite database in the state dir.
 
 Each machine has one row: its state, since when, its data and its transition sequence
-number. A transition is one SQL transaction that moves the state, bumps ``seq`` and appends
-its event to the outbox together, so a crash leaves either the old state and no event or the
-new state and its event, never a mix, and ``seq`` never repeats.
+number. A transition is one SQL transaction that moves the state, bumps ``seq``, adds the
+transition with its cause to the machine's history and appends its event to the outbox
+together, so a crash leaves either the old state and no event or the new state, its history
+entry and its event, never a mix, and ``seq`` never repeats. History is bounded per machine
+(``history_keep``): the same transaction deletes what falls out of it. A removed machine's
+row and history stay (as its row always has), so it resumes where it was if it comes back.
 
 The outbox holds events until NATS confirmed them, oldest first. It is bounded (events and
 bytes); when a write would overflow it, the oldest events are dropped in the same
@@ -32,11 +35,15 @@ from typing import Any, Protocol, TypeVar
 from steward.errors import StoreError
 from steward.events.envelope import Envelope
 from steward.events.outbox import OutboxLimits, OutboxRow, OutboxStats
+from steward.machine.history import DEFAULT_HISTORY_KEEP, Cause, HistoryEntry
 
 log = logging.getLogger("steward.store")
 
 T = TypeVar("T")
 
+# user_version changes only when an older steward could not use the database any more. Tables
+# that only add (history) are created IF NOT EXISTS at every open: a version-1 database gains
+# them, and an older steward still opens a database that has them (it ignores them).
 SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS machines (
@@ -59,6 +66,17 @@ CREATE TABLE IF NOT EXISTS counters (
     name     TEXT PRIMARY KEY,
     value    INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS history (
+    machine    TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    at         REAL NOT NULL,
+    transition TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state   TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    cause      TEXT NOT NULL,
+    PRIMARY KEY (machine, seq)
+) WITHOUT ROWID;
 """
 DROP_WARNING_EVERY = 10.0  # seconds between warnings while the outbox keeps overflowing
 GROUP_COMMIT_MAX = 512  # writes committed together at most
@@ -84,6 +102,19 @@ class TransitionRecord:
     to_state: str
     seq: int
     at: float
+    cause: Cause
+
+    def entry(self) -> HistoryEntry:
+        """This transition as the machine's history keeps it."""
+        return HistoryEntry(
+            self.seq,
+            self.at,
+            self.transition,
+            self.from_state,
+            self.to_state,
+            self.version,
+            self.cause,
+        )
 
 
 class MachineStore(Protocol):
@@ -101,13 +132,22 @@ class MachineStore(Protocol):
 
     async def append_events(self, events: Sequence[Envelope]) -> None: ...
 
+    async def history(self, name: str, limit: int) -> list[HistoryEntry]: ...
+
 
 class SqliteStore:
     """The SQLite-backed MachineStore. ``open()`` before use, ``close()`` after."""
 
-    def __init__(self, path: Path, limits: OutboxLimits | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        limits: OutboxLimits | None = None,
+        *,
+        history_keep: int = DEFAULT_HISTORY_KEEP,
+    ) -> None:
         self.path = path
         self.limits = limits or OutboxLimits()
+        self.history_keep = history_keep
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
@@ -331,9 +371,27 @@ class SqliteStore:
                     f"machine {record.machine!r}: stored seq is already {record.seq} or "
                     "higher, or the machine is missing; another writer changed the database"
                 )
+            self._remember(db, record)
             self._append(db, events)
 
         await self._write(q)
+
+    async def history(self, name: str, limit: int) -> list[HistoryEntry]:
+        """The machine's last ``limit`` recorded transitions, oldest first."""
+
+        def q() -> list[HistoryEntry]:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT seq, at, transition, from_state, to_state, version, cause "
+                    "FROM history WHERE machine=? ORDER BY seq DESC LIMIT ?",
+                    (name, limit),
+                )
+                .fetchall()
+            )
+            return [_entry(row) for row in reversed(rows)]
+
+        return await self._call(q)
 
     async def save_data(self, name: str, data: dict[str, Any], at: float) -> None:
         def q() -> None:
@@ -394,6 +452,28 @@ class SqliteStore:
         return await self._call(q)
 
     # runs on the store thread, inside a transaction ------------------------------------------
+    def _remember(self, db: sqlite3.Connection, record: TransitionRecord) -> None:
+        """Add the transition to its machine's history and drop what falls out of it."""
+        db.execute(
+            "INSERT OR REPLACE INTO history"
+            "(machine, seq, at, transition, from_state, to_state, version, cause) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (
+                record.machine,
+                record.seq,
+                record.at,
+                record.transition,
+                record.from_state,
+                record.to_state,
+                record.version,
+                json.dumps(record.cause.as_dict(), default=str),
+            ),
+        )
+        db.execute(
+            "DELETE FROM history WHERE machine=? AND seq<=?",
+            (record.machine, record.seq - self.history_keep),
+        )
+
     def _append(self, db: sqlite3.Connection, events: Sequence[Envelope]) -> None:
         if not events:
             return
@@ -448,6 +528,23 @@ class SqliteStore:
             return str(self._conn().execute("PRAGMA integrity_check").fetchone()[0])
 
         return await self._call(q)
+
+
+def _entry(row: tuple[Any, ...]) -> HistoryEntry:
+    seq, at, transition, from_state, to_state, version, cause = row
+    try:
+        raw = json.loads(cause)
+    except ValueError:
+        raw = {}
+    return HistoryEntry(
+        seq,
+        at,
+        transition,
+        from_state,
+        to_state,
+        version,
+        Cause.from_dict(raw if isinstance(raw, dict) else {}),
+    )
 
 
 class _Job:

@@ -160,6 +160,8 @@ class RunningMachine:
         self.state, self.since = self.spec.initial_state, now
         if saved is not None:
             self.seq = saved.seq  # the sequence never goes back, even without resume
+            # the last transitions survive a restart, with or without resume
+            self.recent_history.extend(await self._store.history(self.name, RECENT_HISTORY))
             if self.spec.resume and saved.state in self.spec.states:
                 self.state, self.since, self.data = saved.state, saved.since, dict(saved.data)
                 self.resumed = True
@@ -388,7 +390,7 @@ class RunningMachine:
         if destination == current:
             return TransitionResult(self.name, name, current, current, self.seq, now, cause, False)
         record = TransitionRecord(
-            self.name, self.spec.version, name, current, destination, self.seq + 1, now
+            self.name, self.spec.version, name, current, destination, self.seq + 1, now, cause
         )
         event = self._format.transition(
             machine=self.name,
@@ -410,9 +412,7 @@ class RunningMachine:
             self.unrecorded_transitions += 1
             self._store_failed(exc)  # keep running in memory; the error is visible in status
         self.state, self.since, self.seq = destination, now, record.seq
-        self.recent_history.append(
-            HistoryEntry(record.seq, now, name, current, destination, self.spec.version, cause)
-        )
+        self.recent_history.append(record.entry())
         self.state_version += 1
         self.transitions_fired += 1
         log.info(
@@ -545,6 +545,7 @@ class RunningMachine:
             "transitions_rejected": self.transitions_rejected,
             "store_error": self.store_error,
             "unrecorded_transitions": self.unrecorded_transitions,
+            "last_transition": self.recent_history[-1].as_dict() if self.recent_history else None,
             "data": self.data,
             "watchers": [w.status() for w in self.watchers],
         }

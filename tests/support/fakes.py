@@ -19,6 +19,7 @@ from steward.events.emitter import Emitter, LocalOnly, OutboxSink
 from steward.events.envelope import Envelope
 from steward.events.formats import StewardFormat
 from steward.events.local import LocalEvents
+from steward.machine.history import HistoryEntry
 from steward.machine.observer import NO_OBSERVER, MachineObserver
 from steward.machine.persistence import SavedMachine, TransitionRecord
 from steward.machine.services import NodeServices
@@ -127,6 +128,9 @@ class FakeStore:
         if self.fail_with is not None:
             raise self.fail_with
         self.outbox.extend(events)
+
+    async def history(self, name: str, limit: int) -> list[HistoryEntry]:
+        return [r.entry() for r in self.records if r.machine == name][-limit:]
 
     async def save_data(self, name: str, data: dict[str, Any], at: float) -> None:
         old = self.rows[name]

@@ -131,8 +131,8 @@ def test_unknown_keys_name_file_line_and_column(tmp_path: Path) -> None:
         "invalid config:\n"
         f"{path}:4:3: log.colour: unknown field 'colour' in log (known: format, level)\n"
         f"{path}:5:1: nmae: unknown field 'nmae' "
-        "(known: api, events, facts, fleet, log, machines_dir, metrics, nats, node, reload, "
-        "signing_key, state_dir)"
+        "(known: api, events, facts, fleet, history, log, machines_dir, metrics, nats, node, "
+        "reload, signing_key, state_dir)"
     )
 
 
@@ -321,3 +321,22 @@ def test_fleet_section_errors_name_the_field(tmp_path: Path) -> None:
     assert "fleet.bucket" in message and "not a valid KV bucket name" in message
     assert "fleet.heartbeat" in message
     assert "extra" in message
+
+
+def test_history_keep(tmp_path: Path) -> None:
+    assert load_config(None, env={}).history_keep == 100
+    path = write(tmp_path, "history:\n  keep: 500\n")
+    assert load_config(path, env={}).history_keep == 500
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("history:\n  keep: 0\n", "2:9: history.keep: must be at least 1, got 0"),
+        ("history:\n  keep: lots\n", "2:9: history.keep: must be an integer"),
+        ("history:\n  max: 5\n", "2:3: history.max: unknown field 'max' in history"),
+    ],
+)
+def test_bad_history_settings_name_their_position(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    assert f"{path}:{message}" in config_error(path, env={})

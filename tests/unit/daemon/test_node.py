@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from steward.daemon.node import Node
+from steward.machine.history import Cause
 from steward.machine.source import Position
 from steward.machine.spec import ForeignState, MachineSpec, Subscription, TransitionSpec
 from tests.support.fakes import node_services, settle
@@ -48,6 +49,9 @@ async def test_subscriber_follows_the_publisher() -> None:
         await settle()
         assert n.get("sub").state == "following"
         assert n.get("sub").seq == 1
+        (entry,) = n.get("sub").recent_history
+        assert entry.cause == Cause.subscribed("pub", "go")
+        assert entry.cause.as_dict() == {"kind": "subscribe", "text": "subscribe pub.go"}
     finally:
         await n.stop()
 

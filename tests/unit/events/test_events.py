@@ -23,6 +23,7 @@ from steward.events.local import SUBSCRIBER_QUEUE, LocalEvents
 from steward.events.outbox import OutboxLimits, OutboxRow
 from steward.events.publisher import WINDOW
 from steward.events.publisher import _windows as publisher_windows
+from steward.machine.history import Cause
 from steward.machine.persistence import SavedMachine, SqliteStore, TransitionRecord
 from steward.watchers.base import Outcome
 from tests.support.fakes import FakeStore, settle
@@ -191,6 +192,9 @@ def test_event_format_by_name() -> None:
         event_format("cloudy", "n")
 
 
+MANUAL = Cause.manual()
+
+
 # the outbox ------------------------------------------------------------------------------------
 @pytest.fixture
 async def store(tmp_path: Path) -> Any:
@@ -204,12 +208,14 @@ async def test_a_transition_and_its_event_are_one_transaction(store: SqliteStore
     builder = StewardFormat("n")
     await store.save(SavedMachine("web", "1.0.0", "a", 1.0, 0, {}))
     event = transition_event(builder, seq=1)
-    await store.record_transition(TransitionRecord("web", "1.0.0", "up", "a", "b", 1, 2.0), [event])
+    await store.record_transition(
+        TransitionRecord("web", "1.0.0", "up", "a", "b", 1, 2.0, MANUAL), [event]
+    )
     # a second write with a stale seq fails: neither the state nor its event is kept
     stale = transition_event(builder, seq=1)
     with pytest.raises(Exception, match="stored seq"):
         await store.record_transition(
-            TransitionRecord("web", "1.0.0", "up", "a", "b", 1, 3.0), [stale]
+            TransitionRecord("web", "1.0.0", "up", "a", "b", 1, 3.0, MANUAL), [stale]
         )
     rows = await store.outbox_peek(10)
     assert [r.event_id for r in rows] == [event.id]

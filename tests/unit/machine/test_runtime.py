@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from steward.errors import StoreError, TransitionRejected
+from steward.machine.history import Cause
 from steward.machine.persistence import SavedMachine
 from steward.machine.runtime import RunningMachine
 from steward.machine.spec import ForeignState, MachineSpec
 from steward.watchers.base import Outcome
 from steward.watchers.registry import WatcherRegistry
 from steward.watchers.timer import TimerProperties
+from tests.support.daemon import until
 from tests.support.fakes import (
     FakeClock,
     FakeNode,
@@ -376,3 +378,75 @@ async def test_wake_runs_a_watcher_without_interval_once_more(harnesses: Any) ->
     probe.wake()  # inactive: nothing
     await settle()
     assert probe.started == 2
+
+
+# history: each transition with its cause -------------------------------------------------------
+async def test_a_manual_transition_is_remembered_with_its_cause(harnesses: Any) -> None:
+    h = harnesses(machine_spec())
+    await h.start()
+    assert h.machine.status()["last_transition"] is None
+    await h.machine.fire("up")
+    with pytest.raises(TransitionRejected):
+        await h.machine.fire("stay")  # valid only from a: nothing recorded
+    (record,) = h.store.records
+    assert record.cause == Cause.manual()
+    assert list(h.machine.recent_history) == [record.entry()]
+    last = h.machine.status()["last_transition"]
+    assert (last["seq"], last["transition"], last["cause"]) == (
+        1,
+        "up",
+        {"kind": "manual", "text": "manual"},
+    )
+
+
+async def test_a_self_transition_is_not_remembered(harnesses: Any) -> None:
+    h = harnesses(machine_spec())
+    await h.start()
+    await h.machine.fire("stay")
+    assert list(h.machine.recent_history) == []
+    assert h.store.records == []
+
+
+async def test_an_exec_transition_keeps_the_exit_code_and_output(tmp_path: Path) -> None:
+    from steward.templates import Template
+    from steward.watchers.exec import ExecProperties, ExecWatcher
+
+    command = "sh -c 'echo nope; exit 3'"
+    props = ExecProperties(command=Template.parse(command), argv=("sh", "-c", "echo nope; exit 3"))
+    spec = replace(
+        machine_spec(w("check", states=("a",), fail="park", wtype="exec", props=props)),
+        directory=tmp_path,
+    )
+    store = FakeStore()
+    services = node_services(store=store, registry=WatcherRegistry([ExecWatcher]))
+    machine = RunningMachine(spec, node=FakeNode(), services=services)
+    await machine.start()
+    try:
+        await until("the exec watcher to park the machine", lambda: machine.state == "c")
+    finally:
+        await machine.stop()
+    (record,) = store.records
+    cause = record.cause
+    assert (cause.kind, cause.text, cause.watcher, cause.watcher_type, cause.outcome) == (
+        "watcher",
+        "watcher check",
+        "check",
+        "exec",
+        "failure",
+    )
+    assert cause.detail == "exit code 3: nope"
+    assert (cause.result["exit_code"], cause.result["stdout"]) == (3, "nope\n")
+    assert machine.recent_history[-1].cause == cause
+
+
+async def test_a_restart_remembers_the_last_transitions(harnesses: Any) -> None:
+    h = harnesses(machine_spec())
+    await h.start()
+    for _ in range(6):
+        await h.machine.fire("up")
+        await h.machine.fire("down")
+    await h.machine.stop()
+    again = harnesses(machine_spec(), h.store)
+    await again.start()
+    assert [e.seq for e in again.machine.recent_history] == list(range(3, 13))  # the last 10
+    assert again.machine.status()["last_transition"]["seq"] == 12

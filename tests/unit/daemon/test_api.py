@@ -1,0 +1,72 @@
+"""The control API's history route, on a real store, through aiohttp's test server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from steward.daemon.api import build_app
+from steward.daemon.node import Node
+from steward.machine.persistence import SqliteStore
+from tests.support.fakes import node_services
+from tests.support.machines import machine_spec
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[Node, TestClient[Any, Any]]]:
+    store = SqliteStore(tmp_path / "steward.db")
+    await store.open()
+    node = Node(node_services(store=store))
+    daemon: Any = SimpleNamespace(node=node, store=store)
+    client = TestClient(TestServer(build_app(daemon)))
+    await client.start_server()
+    try:
+        yield node, client
+    finally:
+        await client.close()
+        await node.stop()
+        await store.close()
+
+
+async def test_history_lists_the_last_transitions_oldest_first(api: Any) -> None:
+    node, client = api
+    machine = await node.add(machine_spec())
+    for transition in ("up", "down", "up"):
+        await machine.fire(transition)
+    resp = await client.get("/v1/machines/m/history", params={"limit": "2"})
+    assert resp.status == 200
+    body = await resp.json()
+    assert [(e["seq"], e["transition"], e["from_state"], e["to_state"]) for e in body] == [
+        (2, "down", "b", "a"),
+        (3, "up", "a", "b"),
+    ]
+    assert body[-1]["cause"] == {"kind": "manual", "text": "manual"}
+    assert len(await (await client.get("/v1/machines/m/history")).json()) == 3
+
+
+async def test_a_removed_machine_keeps_its_history(api: Any) -> None:
+    node, client = api
+    machine = await node.add(machine_spec())
+    await machine.fire("up")
+    await node.remove("m")
+    resp = await client.get("/v1/machines/m/history")
+    assert resp.status == 200
+    assert [e["seq"] for e in await resp.json()] == [1]
+
+
+async def test_an_unknown_machine_is_404_and_a_bad_limit_400(api: Any) -> None:
+    node, client = api
+    await node.add(machine_spec())
+    resp = await client.get("/v1/machines/nope/history")
+    assert (resp.status, await resp.json()) == (
+        404,
+        {"error": "no machine named 'nope' on this node"},
+    )
+    for limit in ("0", "-3", "many"):
+        resp = await client.get("/v1/machines/m/history", params={"limit": limit})
+        assert resp.status == 400, limit

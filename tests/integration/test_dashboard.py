@@ -153,6 +153,14 @@ def rows(driver: Any) -> dict[tuple[str, str], dict[str, str]]:
     return {(r["node"], r["machine"]): r for r in driver.execute_script(ROWS_JS)}
 
 
+def texts(driver: Any, css: str) -> list[str]:
+    """The text of every element ``css`` selects, read in one step (the page rewrites cells
+    as heartbeats arrive, so an element found in one call may be gone in the next)."""
+    script = "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText);"
+    found: list[str] = driver.execute_script(script, css)
+    return found
+
+
 def row_is(driver: Any, node: str, machine: str, **want: str) -> bool:
     row = rows(driver).get((node, machine))
     return row is not None and all(row.get(k) == v for k, v in want.items())
@@ -181,10 +189,8 @@ def test_the_dashboard_shows_the_fleet_live(
     daemons["web2"].transition("switch", "turn_up")
     wait_for(browser, "web2 switch up", lambda d: row_is(d, "web2", "switch", state="up"), 5)
     assert time.monotonic() - fired < 2.0
-    cells = browser.find_elements(
-        By.CSS_SELECTOR, '#rows tr[data-node="web2"][data-machine="switch"] td'
-    )
-    assert [c.text for c in cells[5:7]] == ["turn_up", "manual"]
+    cells = texts(browser, '#rows tr[data-node="web2"][data-machine="switch"] td')
+    assert cells[5:7] == ["turn_up", "manual"]
 
     # filters: a glob over node names, a state, offline only
     search = browser.find_element(By.ID, "search")
@@ -210,9 +216,8 @@ def test_the_dashboard_shows_the_fleet_live(
     assert {g.get_attribute("data-state") for g in states} == {"down", "up", "maintenance"}
     arrows = browser.find_elements(By.CSS_SELECTOR, "#graph svg .edge")
     assert len(arrows) == 5  # one per (from, to) pair
-    first = browser.find_element(By.CSS_SELECTOR, "#history li")
-    assert first.get_attribute("data-transition") == "turn_up"
-    assert "down → up" in first.text and "manual" in first.text
+    first = texts(browser, '#history li[data-transition="turn_up"]')
+    assert len(first) == 1 and "down → up" in first[0] and "manual" in first[0], first
 
     # the highlight follows the machine
     daemons["web2"].transition("switch", "maintain")
@@ -231,18 +236,14 @@ def test_the_dashboard_shows_the_fleet_live(
 
     # a watcher's cause: outcome and the result's summary (the exec's exit code)
     browser.find_element(By.CSS_SELECTOR, '#rows tr[data-node="db1"][data-machine="probe"]').click()
-    entry = wait_for(
+    (entry,) = wait_for(
         browser,
         "db1 probe's history",
-        lambda d: [
-            li
-            for li in d.find_elements(By.CSS_SELECTOR, '#detail[data-node="db1"] #history li')
-            if li.get_attribute("data-transition") == "passed"
-        ],
-    )[0]
-    assert "watcher check" in entry.text
-    assert "exec success" in entry.text
-    assert "exit_code=0" in entry.text
+        lambda d: texts(d, '#detail[data-node="db1"] #history li[data-transition="passed"]'),
+    )
+    assert "watcher check" in entry
+    assert "exec success" in entry
+    assert "exit_code=0" in entry
 
     # a daemon killed with kill -9 is marked offline once 2 x heartbeat + grace passed
     daemons["web1"].kill9()
@@ -255,7 +256,7 @@ def test_the_dashboard_shows_the_fleet_live(
         timeout + 5,
     )
     assert time.monotonic() - killed > timeout - HEARTBEAT - 1.0
-    status = browser.find_element(By.CSS_SELECTOR, '#rows tr[data-node="web1"] td.status').text
+    status = texts(browser, '#rows tr[data-node="web1"] td.status')[0]
     assert status.startswith("offline") and "last seen" in status, status
     browser.find_element(By.ID, "offline-only").click()
     wait_for(browser, "only web1's rows", lambda d: {n for n, _ in rows(d)} == {"web1"})

@@ -8,6 +8,7 @@ const fleet = { nodes: new Map(), machines: new Map() }; // node -> doc, "node\0
 let skew = 0; // server clock minus ours, seconds
 let selected = null; // key of the machine in the side panel
 let graphFor = null; // "key@version" of the graph drawn
+let shown = null; // the machine document the panel's history and watchers show
 const rowOf = new Map(); // key -> <tr>
 const $ = (id) => document.getElementById(id);
 const keyOf = (node, machine) => `${node}\u0000${machine}`;
@@ -127,7 +128,7 @@ const seenText = (t) => (t == null ? "never seen" : `last seen ${ago(t)}`);
 
 // relative times move on each second: only those cells are rewritten, nothing is fetched
 function tick() {
-  for (const cell of document.querySelectorAll("#rows td.since[data-at]")) {
+  for (const cell of document.querySelectorAll("#rows td.since[data-at], #detail [data-at]")) {
     if (cell.dataset.at) cell.textContent = ago(Number(cell.dataset.at));
   }
   for (const span of document.querySelectorAll("#rows .seen")) {
@@ -221,8 +222,12 @@ function renderDetail() {
   $("detail-title").textContent = `${m.machine} on ${m.node}`;
   $("detail-meta").textContent =
     `version ${m.version ?? "?"} · ${m.state} since ${stamp(m.since)} (${ago(m.since)}) · seq ${m.seq}`;
-  renderHistory(m);
-  renderWatchers(m);
+  if (shown !== m) {
+    // rebuilt only when the machine changed: a selection or a hover survives the clock
+    shown = m;
+    renderHistory(m);
+    renderWatchers(m);
+  }
   const graphKey = `${selected}@${m.version}`;
   if (graphFor !== graphKey) {
     graphFor = graphKey;
@@ -252,7 +257,7 @@ function renderHistory(m) {
         { data: { seq: String(h.seq), transition: h.transition } },
         el("div", {},
           el("span", { class: "move", text: `${h.transition}: ${h.from_state} → ${h.to_state}` }),
-          el("span", { class: "when", title: stamp(h.at), text: ago(h.at) }),
+          el("span", { class: "when", title: stamp(h.at), data: { at: h.at }, text: ago(h.at) }),
         ),
         el("div", { class: "why", text: why || "" }),
       );
@@ -278,7 +283,7 @@ function renderWatchers(m) {
         el("td", { text: w.type ?? "" }),
         el("td", { class: `outcome-${w.outcome}`, text: w.outcome ?? "not run" }),
         el("td", { text: w.detail ?? "" }),
-        el("td", { title: stamp(w.at), text: w.at ? ago(w.at) : "" }),
+        el("td", { title: stamp(w.at), data: { at: w.at ?? "" }, text: w.at ? ago(w.at) : "" }),
       ),
     ),
   );

@@ -14,13 +14,12 @@ from collections.abc import Callable
 from enum import IntEnum
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
 from steward import __version__
 from steward.cmd import fleet_status
-from steward.cmd.client import ApiClient
 from steward.cmd.fleet import fleet
 from steward.cmd.governor import governor
 from steward.cmd.render import render_event, render_history, render_status
@@ -32,6 +31,9 @@ from steward.machine.discovery import sources_for
 from steward.machine.graph import to_dot, to_mermaid
 from steward.machine.validate import load_machine
 from steward.watchers.registry import default_registry
+
+if TYPE_CHECKING:
+    from steward.cmd.client import ApiClient
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -208,6 +210,8 @@ def validate(
 
 # client commands -------------------------------------------------------------------------------
 def _client(socket: str | None, state_dir: str | None, config_file: str | None) -> ApiClient:
+    from steward.cmd.client import ApiClient  # aiohttp's client: ~0.1 s, only for these
+
     if socket:
         return ApiClient(Path(socket))
     if state_dir:

@@ -79,16 +79,18 @@ class Fleet:
         for path in self.state_dirs:
             shutil.rmtree(path, ignore_errors=True)
 
-    def status(self, *args: str) -> dict[str, Any]:
-        result = run_cli(
-            "fleet", "status", "--nats", self.server.url, "--json", *args, env=self.env
-        )
-        assert result.returncode == 0, result.stderr
-        doc: dict[str, Any] = json.loads(result.stdout)
-        return doc
-
     def rows(self, *args: str) -> dict[tuple[str, str | None], dict[str, Any]]:
-        return {(r["node"], r["machine"]): r for r in self.status(*args)["rows"]}
+        return fleet_rows(self.server.url, self.env, *args)
+
+
+def fleet_rows(
+    url: str, env: dict[str, str], *args: str
+) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """``steward fleet status --json``, by (node, machine)."""
+    result = run_cli("fleet", "status", "--nats", url, "--json", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    rows: list[dict[str, Any]] = json.loads(result.stdout)["rows"]
+    return {(r["node"], r["machine"]): r for r in rows}
 
 
 @pytest.fixture
@@ -228,3 +230,77 @@ def test_a_node_cut_off_converges_and_never_goes_back(fleet: Fleet) -> None:
     daemon.transition("switch", "turn_down")
     wait_until(lambda: daemon.status()["fleet"]["skipped_newer"] >= 1, 10, "the newer value kept")
     assert fleet.rows()[key]["state"] == "elsewhere"
+
+
+def test_fleet_watch_redraws_on_a_transition(fleet: Fleet) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    daemon = fleet.daemons["web2"]
+    daemon.start()
+    wait_until(lambda: fleet.rows().get(("web2", "switch"), {}).get("online"), 15, "online")
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "steward", "fleet", "watch", "--nats", fleet.server.url],
+        env=fleet.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    screens: list[str] = []
+    reader = threading.Thread(
+        target=lambda: screens.extend(watch.stdout or []), daemon=True, name="watch-reader"
+    )
+    reader.start()
+    try:
+
+        def shows(state: str) -> bool:
+            text = "".join(screens).rsplit("\x1b[2J", 1)[-1]  # the last screen drawn
+            return any(
+                line.split()[:1] == ["web2"] and "switch" in line and f" {state} " in line
+                for line in text.splitlines()
+            )
+
+        wait_until(lambda: shows("down"), 10, "the first screen")
+        daemon.transition("switch", "turn_up")
+        wait_until(lambda: shows("up"), 5, "the screen redrawn with the new state")
+    finally:
+        watch.terminate()
+        watch.wait(10)
+        reader.join(10)
+        if watch.stdout is not None:
+            watch.stdout.close()
+
+
+def test_a_removed_machine_leaves_the_bucket_and_purge_removes_a_node(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    """In Choria's event format too: the fleet bucket is steward's own either way."""
+    machines = MachinesDir(tmp_path / "m")
+    machines.add("switch", SWITCH)
+    probe_dir = machines.add("probe", PROBE)
+    config = tmp_path / "choria.yaml"
+    config.write_text(
+        f"nats: {{servers: [{server.url}]}}\nfleet: {{heartbeat: 1s}}\nevents: {{format: choria}}\n"
+    )
+    env = base_env(config)
+    state = short_tmp_dir("fl-")
+    daemon = Daemon(machines.path, state, tmp_path / "choria.log", env, node="edge.lan")
+
+    def rows() -> dict[tuple[str, str | None], dict[str, Any]]:
+        return fleet_rows(server.url, env)
+
+    try:
+        daemon.start()
+        wait_until(lambda: ("edge.lan", "probe") in rows(), 15, "probe in the bucket")
+        shutil.rmtree(probe_dir)
+        wait_until(lambda: ("edge.lan", "probe") not in rows(), 15, "probe removed")
+        assert ("edge.lan", "switch") in rows()
+        daemon.stop()
+        result = run_cli("fleet", "purge", "edge.lan", "--nats", server.url, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "purged 3 keys of node edge.lan" in result.stdout  # node, switch, its graph
+        assert rows() == {}
+    finally:
+        daemon.cleanup()
+        shutil.rmtree(state, ignore_errors=True)

@@ -4,8 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
+FLEET_PORT ?= 8080
 
-.PHONY: venv run test lint typecheck pytest bench bench-load bench-monit bench-exec bench-timers \
+.PHONY: venv run fleet test lint typecheck pytest bench bench-load bench-monit bench-exec bench-timers \
 	bench-restart bench-reload bench-events bench-kv bench-fleet bench-fleet-status bench-quick docker-setup package package-test \
 	clean
 
@@ -20,6 +21,11 @@ $(STAMP): pyproject.toml
 ## run the daemon in the foreground on the example machines (state in ./.state, no NATS)
 run: $(STAMP)
 	$(BIN)/steward run --machines machines --state-dir $(STATE_DIR) --log-format text
+
+## a fleet on this box: nats-server (JetStream), three daemons (web1, web2, db1) on copies of
+## machines/, and the live dashboard on http://127.0.0.1:8080/ (Ctrl-C stops everything)
+fleet: $(STAMP)
+	$(BIN)/steward fleet demo --machines machines --listen 127.0.0.1:$(FLEET_PORT)
 
 ## ruff, mypy and the whole pytest suite
 test: lint typecheck pytest

@@ -252,3 +252,125 @@ def _pack_directory(
             entry["governor"] = governor
         entries.append(entry)
     return json.dumps(entries, indent=2).encode()
+
+
+@fleet.command()
+@click.option(
+    "--listen",
+    default="127.0.0.1:8080",
+    show_default=True,
+    help="HOST:PORT to serve the page on (port 0: a free one)",
+)
+@click.option("--nats", "url", required=True, help="NATS URL")
+@click.option("--credentials", type=click.Path(exists=True), help="NATS credentials file")
+@click.option("--bucket", default="STEWARD_FLEET", show_default=True, help="the fleet KV bucket")
+def dashboard(listen: str, url: str, credentials: str | None, bucket: str) -> None:
+    """Serve a live web page of the fleet: nodes, machines, states, graphs, history (read-only)."""
+    from steward.daemon.config import parse_listen
+    from steward.errors import ApiError
+
+    try:
+        address = parse_listen(listen)
+    except ValueError as exc:
+        fail(f"--listen {exc}")
+    if address is None:
+        fail("--listen must be HOST:PORT")
+    try:
+        asyncio.run(_dashboard(address, url, credentials, bucket))
+    except (ApiError, OSError) as exc:
+        fail(str(exc))
+
+
+async def _dashboard(
+    address: tuple[str, int],
+    url: str,
+    credentials: str | None,
+    bucket: str,
+    *,
+    wait: float = 0.0,
+    banner: str = "",
+) -> None:
+    """Serve until SIGINT/SIGTERM; ``wait``: seconds to wait for the bucket to appear."""
+    import signal
+
+    from steward.cmd.connect import connect_nats
+    from steward.errors import ApiError
+    from steward.fleet.dashboard import DashboardServer, FleetBroadcast
+    from steward.fleet.feed import FleetFeed, open_bucket
+
+    nc = await connect_nats(url, credentials, name="steward-dashboard")
+    try:
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            try:
+                kv = await open_bucket(nc.jetstream(), bucket)
+                break
+            except ApiError:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise
+                await asyncio.sleep(0.2)  # the daemons create it as they connect
+        server = DashboardServer(FleetBroadcast(FleetFeed(kv)), *address)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise OSError(f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}") from exc
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        click.echo(f"steward fleet dashboard: {server.url} (bucket {bucket}); Ctrl-C stops it")
+        if banner:
+            click.echo(banner)
+        try:
+            await stopping.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await server.stop()
+    finally:
+        await nc.close()
+
+
+@fleet.command()
+@click.option(
+    "--machines",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="machines",
+    show_default=True,
+    help="the machines each node runs (a copy each)",
+)
+@click.option(
+    "--listen", default="127.0.0.1:8080", show_default=True, help="the dashboard's HOST:PORT"
+)
+def demo(machines: Path, listen: str) -> None:
+    """A fleet on this box: nats-server (JetStream), three daemons (web1, web2, db1) on copies of
+    MACHINES, and the dashboard; Ctrl-C stops everything."""
+    from steward.daemon.config import parse_listen
+    from steward.errors import ApiError, ConfigError
+    from steward.fleet.demo import FleetDemo
+
+    try:
+        address = parse_listen(listen)
+    except ValueError as exc:
+        fail(f"--listen {exc}")
+    if address is None:
+        fail("--listen must be HOST:PORT")
+    fleet_demo = FleetDemo(machines.resolve())
+    try:
+        click.echo(f"starting nats-server and {len(fleet_demo.nodes)} daemons in {fleet_demo.base}")
+        fleet_demo.start()
+        banner = (
+            f"NATS {fleet_demo.nats_url}; try: steward fleet status --nats {fleet_demo.nats_url}\n"
+            f"put web1 in maintenance: touch {fleet_demo.base}/web1/machines/maintenance/"
+            "maintenance.flag"
+        )
+        asyncio.run(
+            _dashboard(
+                address, fleet_demo.nats_url, None, "STEWARD_FLEET", wait=20.0, banner=banner
+            )
+        )
+    except (ApiError, ConfigError, OSError) as exc:
+        fail(str(exc))
+    finally:
+        click.echo("stopping the daemons and nats-server")
+        fleet_demo.stop()

@@ -283,7 +283,6 @@ function renderWatchers(m) {
         el("td", { text: w.type ?? "" }),
         el("td", { class: `outcome-${w.outcome}`, text: w.outcome ?? "not run" }),
         el("td", { text: w.detail ?? "" }),
-        el("td", { title: stamp(w.at), data: { at: w.at ?? "" }, text: w.at ? ago(w.at) : "" }),
       ),
     ),
   );

@@ -78,6 +78,16 @@ def render_status(data: dict[str, Any], now: float | None = None) -> str:
             f"events: {outbox.get('events', 0)} in the outbox, "
             f"{outbox.get('dropped', 0)} dropped; {link}"
         )
+    fleet = data.get("fleet")
+    if fleet:
+        state = "up to date" if fleet.get("connected") else "waiting for NATS"
+        if fleet.get("connected") and fleet.get("pending"):
+            state = f"{fleet['pending']} keys to write"
+        lines.append(
+            f"fleet: bucket {fleet.get('bucket')}, {state}; {fleet.get('written', 0)} keys "
+            f"written, {fleet.get('heartbeats', 0)} heartbeats"
+            + (f" (! {fleet['last_error']})" if fleet.get("last_error") else "")
+        )
     facts = data.get("facts") or {}
     if facts.get("file"):
         lines.append(

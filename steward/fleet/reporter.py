@@ -131,7 +131,7 @@ class FleetReporter:
     def status(self) -> dict[str, Any]:
         return {
             "bucket": self.settings.bucket,
-            "connected": self.connected,
+            "connected": self.connected and self.nats.connected,
             "pending": len(self._dirty),
             "written": self.written,
             "heartbeats": self.heartbeats,
@@ -149,6 +149,7 @@ class FleetReporter:
                 await self._resync(kv)
                 self.connected = True
                 backoff = BACKOFF_START
+                self.last_error = None
                 await self._serve(js, kv)
             except asyncio.CancelledError:
                 raise

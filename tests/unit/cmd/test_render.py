@@ -79,3 +79,19 @@ def test_history_without_a_daemon_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.startswith("steward: error: no steward daemon socket at ")
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_status_says_how_the_fleet_bucket_is_kept() -> None:
+    fleet = {
+        "bucket": "STEWARD_FLEET",
+        "connected": True,
+        "pending": 0,
+        "written": 12,
+        "heartbeats": 3,
+        "last_error": None,
+    }
+    text = render_status({"node": "n", "machines": [], "fleet": fleet}, now=AT)
+    assert "fleet: bucket STEWARD_FLEET, up to date; 12 keys written, 3 heartbeats" in text
+    down = {**fleet, "connected": False, "last_error": "fleet bucket X: timeout"}
+    assert "waiting for NATS" in render_status({"node": "n", "machines": [], "fleet": down})
+    assert "fleet:" not in render_status({"node": "n", "machines": [], "fleet": None})

@@ -107,7 +107,7 @@ config_loads_uncommented() { # the packaged config with every sample line uncomm
     "$PY" - /etc/steward/steward.yaml "$WORK/full.yaml" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
-open(sys.argv[2], "w").write(re.sub(r"^#(node:|api:|nats:|events:|  )", r"\1", text, flags=re.M))
+open(sys.argv[2], "w").write(re.sub(r"^#(node:|api:|nats:|events:|history:|fleet:|  )", r"\1", text, flags=re.M))
 EOF
     /opt/steward/bin/python -I -B -c '
 import sys

@@ -53,8 +53,15 @@ check() { # check DESCRIPTION COMMAND...: pass if it exits 0 (its output shown o
         sed -n 's/^note: /       /p' "$WORK/check.out"
     else
         not_ok "$desc" "$(cat "$WORK/check.out")"
-        return 1
+        container_gone || return 1
+        # the rest would fail for the same reason (another job restarting dockerd, say)
+        echo "the container $C is not running any more: $(docker inspect -f '{{.State.Status}}' "$C" 2>&1)"
+        echo "$passed passed, $failed failed"
+        exit 1
     fi
+}
+container_gone() { # only once the container was started
+    [ -n "${BOOTED:-}" ] && [ "$(docker inspect -f '{{.State.Running}}' "$C" 2>/dev/null)" != true ]
 }
 wait_for() { # wait_for SECONDS COMMAND...: until the command succeeds
     local deadline=$((SECONDS + $1))
@@ -393,6 +400,7 @@ else
 fi
 t0=$SECONDS
 check "boot: systemd is PID 1 and answers" boot || { echo "$passed passed, $failed failed"; exit 1; }
+BOOTED=yes
 log "booted in $((SECONDS - t0)) s"
 docker cp "$DEB" "$C:/srv/steward.deb" && docker cp "$DEB2" "$C:/srv/steward-up.deb" &&
     docker cp "$RPM" "$C:/srv/steward.rpm" && docker cp "$RPM2" "$C:/srv/steward-up.rpm" ||

@@ -7,7 +7,7 @@ STATE_DIR ?= .state
 FLEET_PORT ?= 8080
 
 .PHONY: venv run fleet test lint typecheck pytest bench bench-load bench-monit bench-exec bench-timers \
-	bench-restart bench-reload bench-events bench-kv bench-fleet bench-fleet-status bench-quick docker-setup package package-test \
+	bench-restart bench-reload bench-events bench-kv bench-fleet bench-fleet-status bench-quick docker-setup package package-test systemd-test \
 	clean
 
 venv: $(STAMP)
@@ -111,6 +111,11 @@ package:
 ## build, install, run, upgrade and purge both packages on this machine (root; CI runs it)
 package-test:
 	bash packaging/test.sh
+
+## the packages under a real systemd, in a Debian 12 container: readiness, reload, restarts,
+## watchdog, journal priorities, hardening score (root, a Docker engine; CI runs it)
+systemd-test:
+	bash packaging/systemd-test.sh
 
 clean:
 	rm -rf $(VENV) $(STATE_DIR) .mypy_cache .ruff_cache .pytest_cache *.egg-info

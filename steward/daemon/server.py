@@ -36,6 +36,7 @@ from steward.daemon.metrics import (
     new_registry,
 )
 from steward.daemon.node import Node
+from steward.daemon.notify import SystemdNotify
 from steward.daemon.reaper import Reaper, pidfd_child_watcher
 from steward.daemon.watch import MachinesWatch
 from steward.errors import ConfigError, Problem, Severity, StoreError
@@ -55,6 +56,7 @@ log = logging.getLogger("steward.daemon")
 
 
 START_BATCH = 64  # machines started concurrently during a rescan
+STATUS_REFRESH = 10.0  # seconds between systemd STATUS= updates when there is no watchdog
 
 
 class ExitCode(IntEnum):
@@ -72,12 +74,17 @@ class Daemon:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         shutdown_timeout: float = 10.0,
+        notify: SystemdNotify | None = None,
     ) -> None:
         self.config = config
         self.registry = registry or default_registry()
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.shutdown_timeout = shutdown_timeout
+        # sd_notify: readiness, status, reload, stop, watchdog (nothing without NOTIFY_SOCKET)
+        self.notify = notify or SystemdNotify.from_environ(os.environ, os.getpid())
+        self._notify_task: asyncio.Task[None] | None = None
+        self._reload_requested = False  # a SIGHUP's rescan owes systemd a READY=1
         self.store = SqliteStore(
             config.database_path, config.outbox, history_keep=config.history_keep
         )
@@ -166,6 +173,8 @@ class Daemon:
     # startup -------------------------------------------------------------------------------
     async def startup(self) -> None:
         cfg = self.config
+        if self.notify.enabled:  # the watchdog is fed while the machines load, too
+            self._notify_task = asyncio.create_task(self._notify_loop(), name="steward-notify")
         if not cfg.machines_dir.is_dir():
             raise ConfigError(f"machines directory {cfg.machines_dir} does not exist")
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
@@ -189,10 +198,11 @@ class Daemon:
         if self.fleet is not None:
             self.fleet.start()  # every machine loaded: their keys are written first
         await self.watch.start()  # hot reload: inotify plus the periodic full rescan
+        self.notify.ready(self.summary())  # systemctl start returns now
         log.info(
             "steward started: %d machines running, %d rejected",
             len(self.node.machines),
-            len({p.file for p in self.problems if p.severity is Severity.ERROR}),
+            self._rejected_files(),
             extra={
                 "node": cfg.node,
                 "machines_dir": str(cfg.machines_dir),
@@ -235,9 +245,25 @@ class Daemon:
         self._should_exit.set()
 
     def request_rescan(self) -> None:
+        """SIGHUP (systemctl reload): systemd hears RELOADING=1 now, READY=1 after the rescan."""
+        if not self._reload_requested:
+            self._reload_requested = True
+            self.notify.reloading()
         self.watch.wake()  # its one slot: never two rescans at once
 
     async def rescan(self) -> None:
+        """Bring the running machines in line with the directory (``_rescan``); then tell
+        systemd the new summary, and that a reload asked for before it began is done."""
+        reload_done, self._reload_requested = self._reload_requested, False
+        try:
+            await self._rescan()
+        finally:
+            if reload_done:
+                self.notify.ready(self.summary())
+            else:
+                self.notify.status(self.summary())
+
+    async def _rescan(self) -> None:
         """Bring the running machines in line with the directory.
 
         New machines start; a machine whose file changed (checksum) is validated and
@@ -370,6 +396,7 @@ class Daemon:
     async def shutdown(self) -> bool:
         """Stop the API, the machines (killing their processes) and the store. True if forced."""
         forced = False
+        self.notify.stopping()
         await self.watch.stop()  # lets a running rescan finish; no other starts
         if self._api is not None:
             await self._api.stop()
@@ -394,8 +421,38 @@ class Daemon:
         await self.store.close()
         if self._lock is not None:
             self._lock.close()
+        if self._notify_task is not None:
+            self._notify_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._notify_task
+        self.notify.close()
         log.info("steward stopped", extra={"node": self.config.node})
         return forced
+
+    # systemd -------------------------------------------------------------------------------
+    async def _notify_loop(self) -> None:
+        """WATCHDOG=1 every half of WatchdogSec= from the event loop itself (a wedged loop stops
+        pinging and systemd restarts the daemon), and STATUS= when it changed (NATS comes and
+        goes between rescans)."""
+        interval = self.notify.watchdog_interval or STATUS_REFRESH
+        while True:
+            self.notify.watchdog()
+            if self.started_at:
+                self.notify.status(self.summary())
+            await asyncio.sleep(interval)
+
+    def summary(self) -> str:
+        """One line for systemctl status: machines running and rejected, NATS."""
+        if not self.config.nats.enabled:
+            nats = "no NATS configured"
+        else:
+            nats = "NATS connected" if self.nats.connected else "NATS not connected"
+        return (
+            f"{len(self.node.machines)} machines running, {self._rejected_files()} rejected; {nats}"
+        )
+
+    def _rejected_files(self) -> int:
+        return len({p.file for p in self.problems if p.severity is Severity.ERROR})
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

@@ -35,6 +35,7 @@ from prometheus_client.utils import floatToGoString
 
 from steward.broker.link import NatsLink, NoNats
 from steward.clock import Clock
+from steward.events.envelope import EventKind
 from steward.events.outbox import OutboxStats
 from steward.events.publisher import NoPublisher, Publisher
 from steward.machine.runtime import RunningMachine, TransitionResult
@@ -304,11 +305,19 @@ class StewardCollector:
         yield GaugeMetricFamily(
             "steward_events_outbox_bytes", "Bytes of events waiting in the outbox.", stats.bytes
         )
-        yield CounterMetricFamily(
+        dropped = CounterMetricFamily(
             "steward_events_dropped",
-            "Oldest events dropped because the outbox was full (kept across restarts).",
-            stats.dropped,
+            "Events dropped because the outbox was full, lowest priority first, per kind "
+            "(kept across restarts).",
+            labels=["kind"],
         )
+        by_kind = dict(stats.dropped_by_kind)
+        counted_before_kinds = stats.dropped - sum(by_kind.values())  # an older steward's drops
+        if counted_before_kinds > 0:
+            by_kind["unknown"] = by_kind.get("unknown", 0) + counted_before_kinds
+        for kind in sorted({*(k.value for k in EventKind), *by_kind}):
+            dropped.add_metric([kind], by_kind.get(kind, 0))
+        yield dropped
         if not self._nats.configured:  # no NATS series, rather than a false alarm
             return
         nats = self._nats.state

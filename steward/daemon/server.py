@@ -430,7 +430,12 @@ class Daemon:
         return {
             "format": self.config.events_format,
             "emitted": self.events.local.emitted,
-            "outbox": {"events": stats.events, "bytes": stats.bytes, "dropped": stats.dropped},
+            "outbox": {
+                "events": stats.events,
+                "bytes": stats.bytes,
+                "dropped": stats.dropped,
+                "dropped_by_kind": dict(stats.dropped_by_kind),
+            },
             "outbox_limits": {
                 "max_events": self.config.outbox.max_events,
                 "max_bytes": self.config.outbox.max_bytes,

@@ -246,7 +246,18 @@ class StewardCollector:
         )
         unrecorded = CounterMetricFamily(
             "steward_machine_unrecorded_transitions",
-            "Transitions made in memory but never written to the state database (store errors).",
+            "Transitions the state database refused when they happened (store errors); they "
+            "wait in memory and are written late, in order.",
+            labels=["machine"],
+        )
+        waiting = GaugeMetricFamily(
+            "steward_machine_unrecorded_waiting",
+            "Transitions waiting in memory for the state database to work again.",
+            labels=["machine"],
+        )
+        lost = CounterMetricFamily(
+            "steward_machine_lost_transitions",
+            "Transitions never written: the wait in memory overflowed while the store failed.",
             labels=["machine"],
         )
         now = self._clock.time()
@@ -258,7 +269,9 @@ class StewardCollector:
             info.add_metric([m.name, m.spec.version], 1.0)
             store_error.add_metric([m.name], 1.0 if m.store_error is not None else 0.0)
             unrecorded.add_metric([m.name], m.unrecorded_transitions)
-        yield from (state, seconds, seq, info, store_error, unrecorded)
+            waiting.add_metric([m.name], m.unrecorded_waiting)
+            lost.add_metric([m.name], m.lost_transitions)
+        yield from (state, seconds, seq, info, store_error, unrecorded, waiting, lost)
 
     def _watcher_families(self, machines: list[RunningMachine]) -> Iterator[Metric]:
         active = GaugeMetricFamily(

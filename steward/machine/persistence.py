@@ -138,6 +138,15 @@ class TransitionRecord:
         )
 
 
+@dataclass(frozen=True)
+class LateWrite:
+    """A write the store refused (a full disk), kept in memory to be written later, in order:
+    a transition with its events, or events on their own (``record`` None)."""
+
+    record: TransitionRecord | None
+    events: tuple[Envelope, ...] = ()
+
+
 class MachineStore(Protocol):
     """What a running machine needs from persistence."""
 
@@ -148,6 +157,8 @@ class MachineStore(Protocol):
     async def record_transition(
         self, record: TransitionRecord, events: Sequence[Envelope] = ()
     ) -> None: ...
+
+    async def record_late(self, writes: Sequence[LateWrite]) -> None: ...
 
     async def save_data(self, name: str, data: dict[str, Any], at: float) -> None: ...
 
@@ -379,29 +390,54 @@ class SqliteStore:
         self, record: TransitionRecord, events: Sequence[Envelope] = ()
     ) -> None:
         def q() -> None:
-            db = self._conn()
-            cur = db.execute(
-                "UPDATE machines SET state=?, since=?, seq=?, version=?, updated=? "
-                "WHERE name=? AND seq<?",
-                (
-                    record.to_state,
-                    record.at,
-                    record.seq,
-                    record.version,
-                    record.at,
-                    record.machine,
-                    record.seq,
-                ),
-            )
-            if cur.rowcount != 1:
-                raise StoreError(
-                    f"machine {record.machine!r}: stored seq is already {record.seq} or "
-                    "higher, or the machine is missing; another writer changed the database"
-                )
-            self._remember(db, record)
-            self._append(db, events)
+            self._record(self._conn(), record, events)
 
         await self._write(q)
+
+    async def record_late(self, writes: Sequence[LateWrite]) -> None:
+        """Write transitions (with history and events) and events that could not be written
+        when they happened, in their order, in one transaction: all of them or none."""
+
+        def q() -> None:
+            db = self._conn()
+            for w in writes:
+                if w.record is None:
+                    self._append(db, w.events)
+                elif not self._stored(db, w.record):
+                    self._record(db, w.record, w.events)
+
+        await self._write(q)
+
+    def _stored(self, db: sqlite3.Connection, record: TransitionRecord) -> bool:
+        """Whether ``record`` (or a later transition of its machine) is already stored: a late
+        write may have been committed before, though its caller heard of a failure."""
+        row = db.execute("SELECT seq FROM machines WHERE name=?", (record.machine,)).fetchone()
+        return row is not None and row[0] >= record.seq
+
+    def _record(
+        self, db: sqlite3.Connection, record: TransitionRecord, events: Sequence[Envelope]
+    ) -> None:
+        """On the store thread: the transition, its history entry and its events."""
+        cur = db.execute(
+            "UPDATE machines SET state=?, since=?, seq=?, version=?, updated=? "
+            "WHERE name=? AND seq<?",
+            (
+                record.to_state,
+                record.at,
+                record.seq,
+                record.version,
+                record.at,
+                record.machine,
+                record.seq,
+            ),
+        )
+        if cur.rowcount != 1:
+            raise StoreError(
+                f"machine {record.machine!r}: stored seq is already {record.seq} or "
+                "higher, or the machine is missing; another writer changed the database"
+            )
+        self._remember(db, record)
+        self._append(db, events)
 
     async def history(self, name: str, limit: int) -> list[HistoryEntry]:
         """The machine's last ``limit`` recorded transitions, oldest first."""

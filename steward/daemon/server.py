@@ -88,7 +88,15 @@ class Daemon:
             else NoNats()
         )
         fmt = event_format(config.events_format, config.node, config.events_prefix)
-        pipeline = event_pipeline(fmt, self.store, self.nats, stream=config.nats.stream)
+        pipeline = event_pipeline(
+            fmt,
+            self.store,
+            self.nats,
+            stream=config.nats.stream,
+            drain=config.drain,
+            clock=self.clock,
+            rng=self.rng,
+        )
         self.events = pipeline.emitter
         self.publisher = pipeline.publisher
         self.processes = ProcessTable()  # what watchers' commands started, per machine

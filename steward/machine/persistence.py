@@ -89,7 +89,10 @@ OUTBOX_COLUMNS = {
     "kind": "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
     "priority": "ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 2",
 }
-OUTBOX_INDEX = "CREATE INDEX IF NOT EXISTS outbox_by_priority ON outbox(priority, id)"
+OUTBOX_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS outbox_by_priority ON outbox(priority, id)",  # what to drop
+    "CREATE INDEX IF NOT EXISTS outbox_by_machine ON outbox(machine, id)",  # live events first
+)
 KIND_FROM_SUBJECT = """
 UPDATE outbox SET kind = CASE
     WHEN subject LIKE '%.transition' THEN 'transition'
@@ -98,6 +101,7 @@ UPDATE outbox SET kind = CASE
     ELSE 'unknown' END
 WHERE kind = ''
 """
+_MAX_ROWID = (1 << 63) - 1
 DROPPED = "outbox_dropped"  # counter: events dropped in all; per kind: "outbox_dropped:<kind>"
 DROP_WARNING_EVERY = 10.0  # seconds between warnings while the outbox keeps overflowing
 GROUP_COMMIT_MAX = 512  # writes committed together at most
@@ -473,21 +477,65 @@ class SqliteStore:
 
         await self._write(q)
 
-    async def outbox_peek(self, limit: int) -> list[OutboxRow]:
-        """The oldest ``limit`` events, in order."""
+    async def outbox_peek(self, limit: int, *, upto: int | None = None) -> list[OutboxRow]:
+        """The oldest ``limit`` events, in order (only rowids <= ``upto``, if given)."""
 
         def q() -> list[OutboxRow]:
             rows = (
                 self._conn()
                 .execute(
-                    "SELECT id, event_id, subject, body, machine FROM outbox ORDER BY id LIMIT ?",
-                    (limit,),
+                    "SELECT id, event_id, subject, body, machine FROM outbox WHERE id <= ? "
+                    "ORDER BY id LIMIT ?",
+                    (upto if upto is not None else _MAX_ROWID, limit),
                 )
                 .fetchall()
             )
             return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
         return await self._call(q)
+
+    async def outbox_peek_live(self, after: int, limit: int) -> list[OutboxRow]:
+        """The oldest ``limit`` events after rowid ``after`` of machines that have no event
+        at or before ``after`` left (the index on (machine, id) answers that per row)."""
+
+        def q() -> list[OutboxRow]:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT id, event_id, subject, body, machine FROM outbox AS o WHERE id > ? "
+                    "AND NOT EXISTS (SELECT 1 FROM outbox AS b "
+                    "WHERE b.machine = o.machine AND b.id <= ?) ORDER BY id LIMIT ?",
+                    (after, after, limit),
+                )
+                .fetchall()
+            )
+            return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+
+        return await self._call(q)
+
+    async def outbox_last_rowid(self) -> int:
+        def q() -> int:
+            row = self._conn().execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()
+            return int(row[0])
+
+        return await self._call(q)
+
+    async def outbox_remove_rows(self, rowids: Sequence[int]) -> None:
+        """Remove these events (NATS confirmed them), wherever they are in the outbox."""
+        if not rowids:
+            return
+
+        def q() -> None:
+            db = self._conn()
+            for rowid in rowids:
+                row = db.execute("SELECT LENGTH(body) FROM outbox WHERE id=?", (rowid,)).fetchone()
+                if row is None:
+                    continue
+                db.execute("DELETE FROM outbox WHERE id=?", (rowid,))
+                self._events -= 1
+                self._bytes -= row[0]
+
+        await self._write(q)
 
     async def outbox_remove(self, upto_rowid: int) -> None:
         """Remove every event up to and including ``upto_rowid`` (NATS confirmed them)."""
@@ -620,7 +668,8 @@ def _add_outbox_columns(db: sqlite3.Connection) -> None:
             if name not in columns:
                 db.execute(ddl)
         db.execute(KIND_FROM_SUBJECT)
-        db.execute(OUTBOX_INDEX)
+        for ddl in OUTBOX_INDEXES:
+            db.execute(ddl)
     except BaseException:
         db.execute("ROLLBACK")
         raise

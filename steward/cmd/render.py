@@ -74,10 +74,11 @@ def render_status(data: dict[str, Any], now: float | None = None) -> str:
             if nats.get("last_error") and not nats.get("connected"):
                 link += f" ({nats['last_error']})"
         lines.append("")
-        lines.append(
-            f"events: {outbox.get('events', 0)} in the outbox, "
-            f"{outbox.get('dropped', 0)} dropped; {link}"
-        )
+        by_kind = outbox.get("dropped_by_kind") or {}
+        dropped = f"{outbox.get('dropped', 0)} dropped"
+        if by_kind:
+            dropped += " (" + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())) + ")"
+        lines.append(f"events: {outbox.get('events', 0)} in the outbox, {dropped}; {link}")
     fleet = data.get("fleet")
     if fleet:
         state = "up to date" if fleet.get("connected") else "waiting for NATS"

@@ -17,6 +17,7 @@ from typing import Any
 
 from steward.broker.settings import NatsSettings
 from steward.errors import ConfigError, SpecError
+from steward.events.drain import DrainSettings
 from steward.events.outbox import OutboxLimits
 from steward.fleet.state import BUCKET_RE, FleetSettings
 from steward.machine.history import DEFAULT_HISTORY_KEEP
@@ -49,6 +50,7 @@ class Config:
     events_format: str = "steward"  # steward | choria
     events_prefix: str = "steward.events"
     outbox: OutboxLimits = field(default_factory=OutboxLimits)
+    drain: DrainSettings = field(default_factory=DrainSettings)  # events.drain_rate, drain_jitter
     fleet: FleetSettings = field(default_factory=FleetSettings)  # the fleet KV (with NATS)
     history_keep: int = DEFAULT_HISTORY_KEEP  # history.keep: transitions kept per machine
     rescan_interval: float = DEFAULT_RESCAN_INTERVAL  # reload.rescan_interval
@@ -261,6 +263,10 @@ def _read_events(doc: Fields, values: dict[str, Any]) -> None:
             max_bytes=outbox.integer("max_bytes", default.max_bytes, minimum=1024),
         )
         outbox.finish(" in events.outbox")
+    default_drain = DrainSettings()
+    rate = events.integer("drain_rate", default_drain.rate, minimum=1)
+    jitter = events.duration("drain_jitter", maximum=3600.0)
+    values["drain"] = DrainSettings(rate, default_drain.jitter if jitter is None else jitter)
     events.finish(" in events")
 
 

@@ -35,6 +35,7 @@ from prometheus_client.utils import floatToGoString
 
 from steward.broker.link import NatsLink, NoNats
 from steward.clock import Clock
+from steward.events.envelope import EventKind
 from steward.events.outbox import OutboxStats
 from steward.events.publisher import NoPublisher, Publisher
 from steward.machine.runtime import RunningMachine, TransitionResult
@@ -245,7 +246,18 @@ class StewardCollector:
         )
         unrecorded = CounterMetricFamily(
             "steward_machine_unrecorded_transitions",
-            "Transitions made in memory but never written to the state database (store errors).",
+            "Transitions the state database refused when they happened (store errors); they "
+            "wait in memory and are written late, in order.",
+            labels=["machine"],
+        )
+        waiting = GaugeMetricFamily(
+            "steward_machine_unrecorded_waiting",
+            "Transitions waiting in memory for the state database to work again.",
+            labels=["machine"],
+        )
+        lost = CounterMetricFamily(
+            "steward_machine_lost_transitions",
+            "Transitions never written: the wait in memory overflowed while the store failed.",
             labels=["machine"],
         )
         now = self._clock.time()
@@ -257,7 +269,9 @@ class StewardCollector:
             info.add_metric([m.name, m.spec.version], 1.0)
             store_error.add_metric([m.name], 1.0 if m.store_error is not None else 0.0)
             unrecorded.add_metric([m.name], m.unrecorded_transitions)
-        yield from (state, seconds, seq, info, store_error, unrecorded)
+            waiting.add_metric([m.name], m.unrecorded_waiting)
+            lost.add_metric([m.name], m.lost_transitions)
+        yield from (state, seconds, seq, info, store_error, unrecorded, waiting, lost)
 
     def _watcher_families(self, machines: list[RunningMachine]) -> Iterator[Metric]:
         active = GaugeMetricFamily(
@@ -304,11 +318,19 @@ class StewardCollector:
         yield GaugeMetricFamily(
             "steward_events_outbox_bytes", "Bytes of events waiting in the outbox.", stats.bytes
         )
-        yield CounterMetricFamily(
+        dropped = CounterMetricFamily(
             "steward_events_dropped",
-            "Oldest events dropped because the outbox was full (kept across restarts).",
-            stats.dropped,
+            "Events dropped because the outbox was full, lowest priority first, per kind "
+            "(kept across restarts).",
+            labels=["kind"],
         )
+        by_kind = dict(stats.dropped_by_kind)
+        counted_before_kinds = stats.dropped - sum(by_kind.values())  # an older steward's drops
+        if counted_before_kinds > 0:
+            by_kind["unknown"] = by_kind.get("unknown", 0) + counted_before_kinds
+        for kind in sorted({*(k.value for k in EventKind), *by_kind}):
+            dropped.add_metric([kind], by_kind.get(kind, 0))
+        yield dropped
         if not self._nats.configured:  # no NATS series, rather than a false alarm
             return
         nats = self._nats.state

@@ -95,7 +95,15 @@ class Daemon:
             else NoNats()
         )
         fmt = event_format(config.events_format, config.node, config.events_prefix)
-        pipeline = event_pipeline(fmt, self.store, self.nats, stream=config.nats.stream)
+        pipeline = event_pipeline(
+            fmt,
+            self.store,
+            self.nats,
+            stream=config.nats.stream,
+            drain=config.drain,
+            clock=self.clock,
+            rng=self.rng,
+        )
         self.events = pipeline.emitter
         self.publisher = pipeline.publisher
         self.processes = ProcessTable()  # what watchers' commands started, per machine
@@ -487,7 +495,12 @@ class Daemon:
         return {
             "format": self.config.events_format,
             "emitted": self.events.local.emitted,
-            "outbox": {"events": stats.events, "bytes": stats.bytes, "dropped": stats.dropped},
+            "outbox": {
+                "events": stats.events,
+                "bytes": stats.bytes,
+                "dropped": stats.dropped,
+                "dropped_by_kind": dict(stats.dropped_by_kind),
+            },
             "outbox_limits": {
                 "max_events": self.config.outbox.max_events,
                 "max_bytes": self.config.outbox.max_bytes,

@@ -8,13 +8,17 @@ ever read the outbox. A transition's event is kept in the same transaction as th
 transition itself (``commit_transition``).
 
 Keeping fails only with ``StoreError`` (a full disk, say): the event is still delivered
-locally, and the caller decides what the failure means for it.
+locally, and the caller decides what the failure means for it. A running machine keeps what
+could not be written in memory (``LateWrite``), hands later events to ``hold`` (local delivery
+now) while older writes wait, and writes them all in order with ``catch_up`` once the store
+works again.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from steward.errors import StoreError
@@ -24,7 +28,7 @@ from steward.events.local import LocalEvents
 from steward.events.outbox import Outbox
 
 if TYPE_CHECKING:
-    from steward.machine.persistence import TransitionRecord
+    from steward.machine.persistence import LateWrite, TransitionRecord
 
 
 class TransitionStore(Protocol):
@@ -33,6 +37,10 @@ class TransitionStore(Protocol):
     async def record_transition(
         self, record: TransitionRecord, events: Sequence[Envelope] = ()
     ) -> None: ...
+
+    async def record_late(self, writes: Sequence[LateWrite]) -> None:
+        """Write what could not be written before, in order, in one transaction."""
+        ...
 
 
 class EventSink(Protocol):
@@ -118,4 +126,17 @@ class Emitter:
             raise
         self.local.deliver([event])
         if kept:
+            self.sink.stored()
+
+    def hold(self, envelopes: Sequence[Envelope]) -> None:
+        """Deliver events locally now; the caller keeps them (``LateWrite``) for ``catch_up``,
+        since older writes still wait for the store."""
+        self.local.deliver(envelopes)
+
+    async def catch_up(self, store: TransitionStore, writes: Sequence[LateWrite]) -> None:
+        """Write ``writes`` (already delivered locally) in order, with only the events the sink
+        keeps. Raises StoreError if the store still fails; nothing of ``writes`` is then kept."""
+        kept = [replace(w, events=tuple(e for e in w.events if self.sink.keeps(e))) for w in writes]
+        await store.record_late(kept)
+        if any(w.events for w in kept):
             self.sink.stored()

@@ -8,9 +8,12 @@ NATS is configured.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from steward.broker.link import NatsLink
+from steward.clock import Clock
+from steward.events.drain import DrainSettings
 from steward.events.emitter import Emitter, LocalOnly, OutboxSink
 from steward.events.formats import EventFormat
 from steward.events.local import LocalEvents
@@ -25,13 +28,27 @@ class EventPipeline:
 
 
 def event_pipeline(
-    fmt: EventFormat, outbox: Outbox, nats: NatsLink, *, stream: str | None = None
+    fmt: EventFormat,
+    outbox: Outbox,
+    nats: NatsLink,
+    *,
+    stream: str | None = None,
+    drain: DrainSettings | None = None,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
 ) -> EventPipeline:
     local = LocalEvents()
     if not nats.configured:
         return EventPipeline(Emitter(fmt, LocalOnly(), local), NoPublisher())
     sink = OutboxSink(outbox)
     publisher = NatsPublisher(
-        nats, outbox, sink.changed, stream=stream, stream_subjects=fmt.stream_subjects()
+        nats,
+        outbox,
+        sink.changed,
+        stream=stream,
+        stream_subjects=fmt.stream_subjects(),
+        drain=drain,
+        clock=clock,
+        rng=rng,
     )
     return EventPipeline(Emitter(fmt, sink, local), publisher)

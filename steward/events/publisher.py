@@ -9,12 +9,20 @@ one, so each machine's events stay in order in the stream. Without a stream, eve
 core NATS and are removed after a successful flush. The publisher uses the daemon's NATS
 connection (``steward.broker``) and waits while it is down; it never holds up a machine:
 machines only write to the outbox. ``NoPublisher`` stands in when no NATS is configured.
+
+After an outage (at each connect), what the outbox holds is a backlog: it is sent after a
+random delay and at a bounded, adaptive rate (``DrainPace``). Events newer than the backlog
+are live: those of machines with nothing left in the backlog go first, unpaced; those of a
+machine whose backlog is still draining wait behind it, so each machine's events stay in
+order in the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import time
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -24,7 +32,9 @@ from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 
 from steward.broker.link import NatsLink
+from steward.clock import Clock, SystemClock
 from steward.errors import StoreError
+from steward.events.drain import DrainPace, DrainSettings, is_overload
 from steward.events.outbox import Outbox, OutboxRow
 
 log = logging.getLogger("steward.events")
@@ -73,8 +83,19 @@ class NatsPublisher:
         *,
         stream: str | None,
         stream_subjects: list[str],
+        drain: DrainSettings | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.published = 0
+        self.overloads = 0  # publishes the broker refused as overloaded
+        self._clock = clock or SystemClock()
+        self._pace = DrainPace(
+            drain or DrainSettings(), clock=self._clock, rng=rng or random.Random()
+        )
+        self._backlog_upto = 0  # rowid: events up to it are the backlog of the last outage
+        self._backlog_from = 0.0  # monotonic: when to start on it (jitter)
+        self._connection: int | None = None  # the connection the backlog was taken for
         self.stream = stream
         self._nats = nats
         self._outbox = outbox
@@ -123,13 +144,16 @@ class NatsPublisher:
                 stream_ok = True
             self._changed.clear()
             try:
-                rows = await self._outbox.outbox_peek(BATCH)
-                if not rows:
-                    await self._changed.wait()
-                    continue
-                sent_upto = await self._send(nc, rows)
-                if sent_upto is not None:
-                    await self._outbox.outbox_remove(sent_upto)
+                if self._connection != self._nats.state.reconnects:
+                    await self._take_backlog()
+                if self._backlog_upto:
+                    ok = await self._round_with_backlog(nc)
+                else:
+                    rows = await self._outbox.outbox_peek(BATCH)
+                    if not rows:
+                        await self._changed.wait()
+                        continue
+                    ok = await self._deliver(nc, rows, live=False)
             except StoreError as exc:
                 # e.g. the disk is full: what was sent stays in the outbox and is sent again
                 # later (JetStream drops the repeat by its Nats-Msg-Id)
@@ -137,16 +161,66 @@ class NatsPublisher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
-            if sent_upto == rows[-1].rowid:
+            if ok:
                 backoff = BACKOFF_START
             else:
                 stream_ok = False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
-    async def _send(self, nc: Client, rows: list[OutboxRow]) -> int | None:
-        """Publish rows; return the last rowid of the prefix NATS confirmed (None if none)."""
-        last: int | None = None
+    async def _take_backlog(self) -> None:
+        """A new connection: what the outbox holds now is the backlog, started after jitter."""
+        self._connection = self._nats.state.reconnects
+        self._backlog_upto = await self._outbox.outbox_last_rowid()
+        delay = self._pace.start_delay() if self._backlog_upto else 0.0
+        self._backlog_from = self._clock.monotonic() + delay
+        if self._backlog_upto:
+            log.info(
+                "delivering the outbox backlog",
+                extra={"events": self._outbox.outbox_snapshot().events, "after": round(delay, 2)},
+            )
+
+    async def _round_with_backlog(self, nc: Client) -> bool:
+        """Live events that can go first, then (after the jitter) a paced slice of the
+        backlog. False if a publish failed."""
+        live = await self._outbox.outbox_peek_live(self._backlog_upto, BATCH)
+        if live and not await self._deliver(nc, live, live=True):
+            return False
+        wait = self._backlog_from - self._clock.monotonic()
+        if wait > 0:
+            if not live:  # nothing else to do until the jitter is over or a new event comes
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._changed.wait()
+            return True
+        size = max(1, min(BATCH, int(self._pace.rate / 4)))  # sleeps of ~0.25 s at most
+        rows = await self._outbox.outbox_peek(size, upto=self._backlog_upto)
+        if not rows:
+            self._backlog_upto = 0  # the backlog is delivered: back to plain order
+            log.info("outbox backlog delivered", extra={})
+            return True
+        await self._pace.take(len(rows))
+        return await self._deliver(nc, rows, live=False)
+
+    async def _deliver(self, nc: Client, rows: list[OutboxRow], *, live: bool) -> bool:
+        """Publish ``rows`` and remove what NATS confirmed (a prefix of them); True if all."""
+        confirmed, error = await self._send(nc, rows)
+        if confirmed:
+            if live:
+                await self._outbox.outbox_remove_rows([r.rowid for r in rows[:confirmed]])
+            else:
+                await self._outbox.outbox_remove(rows[confirmed - 1].rowid)
+        if error is not None and is_overload(error):
+            self.overloads += 1
+            self._pace.overloaded()
+        elif error is None and not live:
+            self._pace.went_through()
+        return confirmed == len(rows)
+
+    async def _send(self, nc: Client, rows: list[OutboxRow]) -> tuple[int, BaseException | None]:
+        """Publish rows; how many of them (a prefix) NATS confirmed, and the error if any."""
+        confirmed = 0
+        error: BaseException | None = None
         try:
             if self.stream:
                 js = nc.jetstream()
@@ -154,22 +228,23 @@ class NatsPublisher:
                     acks = await asyncio.gather(
                         *(self._publish(js, row) for row in window), return_exceptions=True
                     )
-                    for row, ack in zip(window, acks, strict=True):
+                    for ack in acks:
                         if isinstance(ack, BaseException):
                             raise ack
-                        last = row.rowid
+                        confirmed += 1
                         self.published += 1
             else:
                 for row in rows:
                     await nc.publish(row.subject, row.body, headers={"Nats-Msg-Id": row.event_id})
                 await nc.flush(timeout=int(PUBLISH_TIMEOUT))
-                last = rows[-1].rowid
+                confirmed = len(rows)
                 self.published += len(rows)
         except (NatsError, TimeoutError, OSError) as exc:
+            error = exc
             self._nats.report(f"publish failed: {type(exc).__name__}: {exc}")
-        if last is not None:
+        if confirmed:
             self._nats.succeeded(time.time())
-        return last
+        return confirmed, error
 
     async def _publish(self, js: Any, row: OutboxRow) -> None:
         await js.publish(
@@ -207,7 +282,14 @@ class NatsPublisher:
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
     def status(self) -> dict[str, Any]:
-        return {**(self._nats.status() or {}), "stream": self.stream, "published": self.published}
+        return {
+            **(self._nats.status() or {}),
+            "stream": self.stream,
+            "published": self.published,
+            "backlog": bool(self._backlog_upto),
+            "drain_rate": self._pace.rate,
+            "overloads": self.overloads,
+        }
 
 
 def _windows(rows: list[OutboxRow]) -> Iterator[list[OutboxRow]]:

@@ -9,8 +9,10 @@ entry and its event, never a mix, and ``seq`` never repeats. History is bounded 
 row and history stay (as its row always has), so it resumes where it was if it comes back.
 
 The outbox holds events until NATS confirmed them, oldest first. It is bounded (events and
-bytes); when a write would overflow it, the oldest events are dropped in the same
-transaction and counted (the count survives restarts).
+bytes); when a write would overflow it, events are dropped in the same transaction, lowest
+priority first (``steward.events.outbox.Priority``: announcements, then lifecycle events,
+then transitions), oldest first within a priority, and counted per kind (the counts survive
+restarts).
 
 All SQLite calls run on one dedicated thread, never on the event loop. Writes that arrive
 together are committed together (group commit): each in its own savepoint, so one failing
@@ -34,7 +36,7 @@ from typing import Any, Protocol, TypeVar
 
 from steward.errors import StoreError
 from steward.events.envelope import Envelope
-from steward.events.outbox import OutboxLimits, OutboxRow, OutboxStats
+from steward.events.outbox import OutboxLimits, OutboxRow, OutboxStats, priority_of
 from steward.machine.history import DEFAULT_HISTORY_KEEP, Cause, HistoryEntry
 
 log = logging.getLogger("steward.store")
@@ -60,7 +62,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     event_id TEXT NOT NULL,
     machine  TEXT NOT NULL,
     subject  TEXT NOT NULL,
-    body     BLOB NOT NULL
+    body     BLOB NOT NULL,
+    kind     TEXT NOT NULL DEFAULT '',
+    priority INTEGER NOT NULL DEFAULT 2
 );
 CREATE TABLE IF NOT EXISTS counters (
     name     TEXT PRIMARY KEY,
@@ -78,6 +82,27 @@ CREATE TABLE IF NOT EXISTS history (
     PRIMARY KEY (machine, seq)
 ) WITHOUT ROWID;
 """
+# Columns added to the outbox after version 1 (a version-1 database gains them at open; its rows
+# are kept at the top priority, their kind read from their subject). An older steward still
+# writes to the table: its rows get the defaults.
+OUTBOX_COLUMNS = {
+    "kind": "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
+    "priority": "ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 2",
+}
+OUTBOX_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS outbox_by_priority ON outbox(priority, id)",  # what to drop
+    "CREATE INDEX IF NOT EXISTS outbox_by_machine ON outbox(machine, id)",  # live events first
+)
+KIND_FROM_SUBJECT = """
+UPDATE outbox SET kind = CASE
+    WHEN subject LIKE '%.transition' THEN 'transition'
+    WHEN subject LIKE '%.lifecycle' THEN 'lifecycle'
+    WHEN subject LIKE '%.watcher.%' THEN 'watcher'
+    ELSE 'unknown' END
+WHERE kind = ''
+"""
+_MAX_ROWID = (1 << 63) - 1
+DROPPED = "outbox_dropped"  # counter: events dropped in all; per kind: "outbox_dropped:<kind>"
 DROP_WARNING_EVERY = 10.0  # seconds between warnings while the outbox keeps overflowing
 GROUP_COMMIT_MAX = 512  # writes committed together at most
 WAL_RELEASE_EVERY = 1.0  # seconds between WAL truncations while the disk is full
@@ -117,6 +142,15 @@ class TransitionRecord:
         )
 
 
+@dataclass(frozen=True)
+class LateWrite:
+    """A write the store refused (a full disk), kept in memory to be written later, in order:
+    a transition with its events, or events on their own (``record`` None)."""
+
+    record: TransitionRecord | None
+    events: tuple[Envelope, ...] = ()
+
+
 class MachineStore(Protocol):
     """What a running machine needs from persistence."""
 
@@ -127,6 +161,8 @@ class MachineStore(Protocol):
     async def record_transition(
         self, record: TransitionRecord, events: Sequence[Envelope] = ()
     ) -> None: ...
+
+    async def record_late(self, writes: Sequence[LateWrite]) -> None: ...
 
     async def save_data(self, name: str, data: dict[str, Any], at: float) -> None: ...
 
@@ -157,7 +193,8 @@ class SqliteStore:
         self._events = 0
         self._bytes = 0
         self._dropped = 0
-        self._dropped_unreported = 0
+        self._dropped_by_kind: dict[str, int] = {}
+        self._dropped_unreported: dict[str, int] = {}
         self._last_drop_warning = 0.0
         self._last_wal_release = -WAL_RELEASE_EVERY
 
@@ -273,6 +310,7 @@ class SqliteStore:
                 f"({SCHEMA_VERSION}); upgrade steward or move the file away"
             )
         db.executescript(SCHEMA)
+        _add_outbox_columns(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._recount(db)
         self._db = db
@@ -293,8 +331,12 @@ class SqliteStore:
         self._events, self._bytes = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox"
         ).fetchone()
-        row = db.execute("SELECT value FROM counters WHERE name='outbox_dropped'").fetchone()
-        self._dropped = row[0] if row else 0
+        counts = dict(db.execute("SELECT name, value FROM counters WHERE name LIKE 'outbox_%'"))
+        self._dropped = counts.get(DROPPED, 0)
+        prefix = f"{DROPPED}:"
+        self._dropped_by_kind = {
+            name[len(prefix) :]: value for name, value in counts.items() if name.startswith(prefix)
+        }
 
     def _close(self) -> None:
         if self._db is not None:
@@ -352,29 +394,54 @@ class SqliteStore:
         self, record: TransitionRecord, events: Sequence[Envelope] = ()
     ) -> None:
         def q() -> None:
-            db = self._conn()
-            cur = db.execute(
-                "UPDATE machines SET state=?, since=?, seq=?, version=?, updated=? "
-                "WHERE name=? AND seq<?",
-                (
-                    record.to_state,
-                    record.at,
-                    record.seq,
-                    record.version,
-                    record.at,
-                    record.machine,
-                    record.seq,
-                ),
-            )
-            if cur.rowcount != 1:
-                raise StoreError(
-                    f"machine {record.machine!r}: stored seq is already {record.seq} or "
-                    "higher, or the machine is missing; another writer changed the database"
-                )
-            self._remember(db, record)
-            self._append(db, events)
+            self._record(self._conn(), record, events)
 
         await self._write(q)
+
+    async def record_late(self, writes: Sequence[LateWrite]) -> None:
+        """Write transitions (with history and events) and events that could not be written
+        when they happened, in their order, in one transaction: all of them or none."""
+
+        def q() -> None:
+            db = self._conn()
+            for w in writes:
+                if w.record is None:
+                    self._append(db, w.events)
+                elif not self._stored(db, w.record):
+                    self._record(db, w.record, w.events)
+
+        await self._write(q)
+
+    def _stored(self, db: sqlite3.Connection, record: TransitionRecord) -> bool:
+        """Whether ``record`` (or a later transition of its machine) is already stored: a late
+        write may have been committed before, though its caller heard of a failure."""
+        row = db.execute("SELECT seq FROM machines WHERE name=?", (record.machine,)).fetchone()
+        return row is not None and row[0] >= record.seq
+
+    def _record(
+        self, db: sqlite3.Connection, record: TransitionRecord, events: Sequence[Envelope]
+    ) -> None:
+        """On the store thread: the transition, its history entry and its events."""
+        cur = db.execute(
+            "UPDATE machines SET state=?, since=?, seq=?, version=?, updated=? "
+            "WHERE name=? AND seq<?",
+            (
+                record.to_state,
+                record.at,
+                record.seq,
+                record.version,
+                record.at,
+                record.machine,
+                record.seq,
+            ),
+        )
+        if cur.rowcount != 1:
+            raise StoreError(
+                f"machine {record.machine!r}: stored seq is already {record.seq} or "
+                "higher, or the machine is missing; another writer changed the database"
+            )
+        self._remember(db, record)
+        self._append(db, events)
 
     async def history(self, name: str, limit: int) -> list[HistoryEntry]:
         """The machine's last ``limit`` recorded transitions, oldest first."""
@@ -410,21 +477,65 @@ class SqliteStore:
 
         await self._write(q)
 
-    async def outbox_peek(self, limit: int) -> list[OutboxRow]:
-        """The oldest ``limit`` events, in order."""
+    async def outbox_peek(self, limit: int, *, upto: int | None = None) -> list[OutboxRow]:
+        """The oldest ``limit`` events, in order (only rowids <= ``upto``, if given)."""
 
         def q() -> list[OutboxRow]:
             rows = (
                 self._conn()
                 .execute(
-                    "SELECT id, event_id, subject, body, machine FROM outbox ORDER BY id LIMIT ?",
-                    (limit,),
+                    "SELECT id, event_id, subject, body, machine FROM outbox WHERE id <= ? "
+                    "ORDER BY id LIMIT ?",
+                    (upto if upto is not None else _MAX_ROWID, limit),
                 )
                 .fetchall()
             )
             return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
         return await self._call(q)
+
+    async def outbox_peek_live(self, after: int, limit: int) -> list[OutboxRow]:
+        """The oldest ``limit`` events after rowid ``after`` of machines that have no event
+        at or before ``after`` left (the index on (machine, id) answers that per row)."""
+
+        def q() -> list[OutboxRow]:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT id, event_id, subject, body, machine FROM outbox AS o WHERE id > ? "
+                    "AND NOT EXISTS (SELECT 1 FROM outbox AS b "
+                    "WHERE b.machine = o.machine AND b.id <= ?) ORDER BY id LIMIT ?",
+                    (after, after, limit),
+                )
+                .fetchall()
+            )
+            return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+
+        return await self._call(q)
+
+    async def outbox_last_rowid(self) -> int:
+        def q() -> int:
+            row = self._conn().execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()
+            return int(row[0])
+
+        return await self._call(q)
+
+    async def outbox_remove_rows(self, rowids: Sequence[int]) -> None:
+        """Remove these events (NATS confirmed them), wherever they are in the outbox."""
+        if not rowids:
+            return
+
+        def q() -> None:
+            db = self._conn()
+            for rowid in rowids:
+                row = db.execute("SELECT LENGTH(body) FROM outbox WHERE id=?", (rowid,)).fetchone()
+                if row is None:
+                    continue
+                db.execute("DELETE FROM outbox WHERE id=?", (rowid,))
+                self._events -= 1
+                self._bytes -= row[0]
+
+        await self._write(q)
 
     async def outbox_remove(self, upto_rowid: int) -> None:
         """Remove every event up to and including ``upto_rowid`` (NATS confirmed them)."""
@@ -443,11 +554,11 @@ class SqliteStore:
 
     def outbox_snapshot(self) -> OutboxStats:
         """The outbox counters as last written (read without waiting for the store thread)."""
-        return OutboxStats(self._events, self._bytes, self._dropped)
+        return OutboxStats(self._events, self._bytes, self._dropped, dict(self._dropped_by_kind))
 
     async def outbox_stats(self) -> OutboxStats:
         def q() -> OutboxStats:
-            return OutboxStats(self._events, self._bytes, self._dropped)
+            return self.outbox_snapshot()
 
         return await self._call(q)
 
@@ -478,8 +589,12 @@ class SqliteStore:
         if not events:
             return
         db.executemany(
-            "INSERT INTO outbox(event_id, machine, subject, body) VALUES (?,?,?,?)",
-            [(e.id, e.machine, e.subject, e.body) for e in events],
+            "INSERT INTO outbox(event_id, machine, subject, body, kind, priority) "
+            "VALUES (?,?,?,?,?,?)",
+            [
+                (e.id, e.machine, e.subject, e.body, e.kind.value, priority_of(e.kind))
+                for e in events
+            ],
         )
         self._events += len(events)
         self._bytes += sum(len(e.body) for e in events)
@@ -487,40 +602,53 @@ class SqliteStore:
             self._trim(db)
 
     def _trim(self, db: sqlite3.Connection) -> None:
-        """Drop the oldest events until the outbox is within its limits."""
-        dropped = 0
+        """Drop events until the outbox is within its limits: the lowest priority first,
+        oldest first within it (the index on (priority, id) finds them)."""
+        dropped: dict[str, int] = {}
         while self._events > self.limits.max_events or self._bytes > self.limits.max_bytes:
             over = max(self._events - self.limits.max_events, 1)
             rows = db.execute(
-                "SELECT id, LENGTH(body) FROM outbox ORDER BY id LIMIT ?", (over,)
+                "SELECT id, kind, LENGTH(body) FROM outbox ORDER BY priority, id LIMIT ?", (over,)
             ).fetchall()
             if not rows:
                 break
-            db.execute("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
-            dropped += len(rows)
+            db.executemany("DELETE FROM outbox WHERE id=?", [(r[0],) for r in rows])
+            for _, kind, _ in rows:
+                dropped[kind] = dropped.get(kind, 0) + 1
             self._events -= len(rows)
-            self._bytes -= sum(r[1] for r in rows)
-        self._dropped += dropped
-        db.execute(
-            "INSERT INTO counters(name, value) VALUES ('outbox_dropped', ?) "
+            self._bytes -= sum(r[2] for r in rows)
+        self._count_drops(db, dropped)
+
+    def _count_drops(self, db: sqlite3.Connection, dropped: dict[str, int]) -> None:
+        """Add ``dropped`` (per kind) to the counters, kept in the database, and warn at most
+        every ``DROP_WARNING_EVERY`` seconds while the outbox keeps overflowing."""
+        self._dropped += sum(dropped.values())
+        updates = [(DROPPED, self._dropped)]
+        for kind, count in dropped.items():
+            self._dropped_by_kind[kind] = self._dropped_by_kind.get(kind, 0) + count
+            updates.append((f"{DROPPED}:{kind}", self._dropped_by_kind[kind]))
+            self._dropped_unreported[kind] = self._dropped_unreported.get(kind, 0) + count
+        db.executemany(
+            "INSERT INTO counters(name, value) VALUES (?, ?) "
             "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
-            (self._dropped,),
+            updates,
         )
-        self._dropped_unreported += dropped
         now = time.monotonic()
         if now - self._last_drop_warning >= DROP_WARNING_EVERY:
+            unreported = self._dropped_unreported
             log.warning(
-                "event outbox full: dropped the %d oldest events (%d in all)",
-                self._dropped_unreported,
+                "event outbox full: dropped %d events, lowest priority first (%s; %d in all)",
+                sum(unreported.values()),
+                ", ".join(f"{kind} {n}" for kind, n in sorted(unreported.items())),
                 self._dropped,
                 extra={
-                    "dropped": self._dropped_unreported,
+                    "dropped": dict(unreported),
                     "dropped_total": self._dropped,
                     "max_events": self.limits.max_events,
                     "max_bytes": self.limits.max_bytes,
                 },
             )
-            self._dropped_unreported = 0
+            self._dropped_unreported = {}
             self._last_drop_warning = now
 
     async def integrity_check(self) -> str:
@@ -528,6 +656,24 @@ class SqliteStore:
             return str(self._conn().execute("PRAGMA integrity_check").fetchone()[0])
 
         return await self._call(q)
+
+
+def _add_outbox_columns(db: sqlite3.Connection) -> None:
+    """Give a version-1 outbox its kind and priority columns (its rows keep the top priority)
+    and name the kind of rows without one (written before, or by an older steward)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for name, ddl in OUTBOX_COLUMNS.items():
+            if name not in columns:
+                db.execute(ddl)
+        db.execute(KIND_FROM_SUBJECT)
+        for ddl in OUTBOX_INDEXES:
+            db.execute(ddl)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _entry(row: tuple[Any, ...]) -> HistoryEntry:

@@ -5,12 +5,20 @@ goes through one queue processed by one task, so changes apply in order and a wa
 waits for the machine. A transition is committed to the store before the in-memory state
 moves; then the watchers are reconciled with the new state and the node is told, so that
 subscribers and watchers waiting on a foreign state can react.
+
+When the store fails (a full disk), the machine runs on in memory: what it could not write —
+transitions with their events, and events on their own — waits in memory, in order and
+bounded (``UNRECORDED_MAX``), and is written in that order as soon as the store works again
+(tried every ``STORE_RETRY_EVERY`` and whenever the machine writes), before anything newer.
+Only what overflows that bound, or what is still waiting when the daemon dies, is lost; a
+``recording_resumed`` event says what was written late and what was lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import uuid
 from collections import deque
@@ -23,7 +31,7 @@ from steward.errors import StoreError, TransitionRejected
 from steward.events.envelope import Envelope, LifecycleStep
 from steward.machine.fsm import StateGraph
 from steward.machine.history import Cause, HistoryEntry
-from steward.machine.persistence import SavedMachine, TransitionRecord
+from steward.machine.persistence import LateWrite, SavedMachine, TransitionRecord
 from steward.machine.services import NodeServices
 from steward.machine.spec import MachineSpec, WatcherSpec
 from steward.watchers.base import Outcome, Watcher, WatcherResult
@@ -32,7 +40,9 @@ log = logging.getLogger("steward.machine")
 
 STORE_ERROR_LOG_EVERY = 10.0  # seconds between two logs of a store error that persists
 RECENT_HISTORY = 10  # transitions a running machine keeps in memory
-STORE_RETRY_EVERY = 2.0  # seconds between attempts to write the state again after an error
+STORE_RETRY_EVERY = 0.5  # seconds between attempts to write again after an error
+UNRECORDED_MAX = 5000  # writes a machine keeps in memory while the store fails
+LATE_CHUNK = 256  # late writes per transaction when the store works again
 
 
 class NodeLink(Protocol):
@@ -116,8 +126,12 @@ class RunningMachine:
         self.transitions_rejected = 0
         self._rejections_logged: set[tuple[str, str]] = set()
         self.store_error: str | None = None
-        self.unrecorded_transitions = 0  # since start: moved in memory, not in the store
-        self._gap: list[int] = []  # seqs of the transitions not recorded since the last write
+        self.unrecorded_transitions = 0  # since start: not written when they happened
+        self.lost_transitions = 0  # since start: never written (the wait in memory overflowed)
+        self._unrecorded: deque[LateWrite] = deque()  # waiting for the store, oldest first
+        self._writing_late = asyncio.Lock()
+        self._gap: list[int] = []  # seqs lost since the store last worked
+        self._failed_at: float | None = None  # monotonic time of the last failed write
         self._store_failures = 0  # failed writes since the error was last logged
         self._store_logged_at: float | None = None
         self._store_retry: asyncio.Task[None] | None = None
@@ -195,8 +209,15 @@ class RunningMachine:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if self.store_error is not None:  # a last chance to leave the store in line
+        if self.store_error is not None or self._unrecorded:  # a last chance to write it all
             await self._resync()
+        if self._unrecorded:
+            waiting = [w.record.seq for w in self._unrecorded if w.record is not None]
+            log.error(
+                "stopping with %d transitions not recorded (the store still fails)",
+                len(waiting),
+                extra={"machine": self.name, "unrecorded": len(waiting), "error": self.store_error},
+            )
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if isinstance(item, _Fire):
@@ -322,9 +343,16 @@ class RunningMachine:
         return False
 
     async def _emit(self, envelopes: list[Envelope]) -> None:
+        """Emit events; if the store fails (or older writes still wait), keep them in memory."""
+        if self._unrecorded:  # behind what waits: never written before older writes
+            self._events.hold(envelopes)
+            self._keep_unrecorded(LateWrite(None, tuple(envelopes)))
+            await self._resync(when_due=True)
+            return
         try:
             await self._events.emit(envelopes)
         except StoreError as exc:
+            self._keep_unrecorded(LateWrite(None, tuple(envelopes)))
             self._store_failed(exc)
             return
         if self.store_error is not None:
@@ -403,14 +431,7 @@ class RunningMachine:
             at=now,
             cause=cause.text,
         )
-        stored = True
-        try:
-            await self._events.commit_transition(self._store, record, event)
-        except StoreError as exc:
-            stored = False
-            self._gap.append(record.seq)
-            self.unrecorded_transitions += 1
-            self._store_failed(exc)  # keep running in memory; the error is visible in status
+        stored = await self._record(record, event)
         self.state, self.since, self.seq = destination, now, record.seq
         self.recent_history.append(record.entry())
         self.state_version += 1
@@ -432,12 +453,49 @@ class RunningMachine:
         result = TransitionResult(
             self.name, name, current, destination, record.seq, now, cause, True
         )
-        if stored and self.store_error is not None:
-            await self._resync()
+        # once the state moved in memory: the resync also saves the current state and data
+        await self._resync(when_due=not stored)
         self._reconcile(state_entered=True)
         self._observer.transitioned(self.name, result)
         self._node.transitioned(self, result)
         return result
+
+    async def _record(self, record: TransitionRecord, event: Envelope) -> bool:
+        """Commit the transition with its event; if the store fails (or older writes still
+        wait), keep both in memory and run on. True if committed now."""
+        if self._unrecorded:  # behind what waits: never written before older writes
+            self._events.hold([event])
+            self._keep_unrecorded(LateWrite(record, (event,)))
+            return False
+        try:
+            await self._events.commit_transition(self._store, record, event)
+        except StoreError as exc:
+            self._keep_unrecorded(LateWrite(record, (event,)))
+            self._store_failed(exc)  # keep running in memory; the error is visible in status
+            return False
+        return True
+
+    def _keep_unrecorded(self, write: LateWrite) -> None:
+        """Keep a write for later; beyond ``UNRECORDED_MAX`` the oldest events-only write
+        goes first, else the oldest transition (lost: its seq is reported)."""
+        if write.record is not None:
+            self.unrecorded_transitions += 1
+        self._unrecorded.append(write)
+        if len(self._unrecorded) <= UNRECORDED_MAX:
+            return
+        for i, waiting in enumerate(self._unrecorded):
+            if waiting.record is None:
+                del self._unrecorded[i]
+                return
+        lost = self._unrecorded.popleft()
+        assert lost.record is not None
+        self._gap.append(lost.record.seq)
+        self.lost_transitions += 1
+
+    @property
+    def unrecorded_waiting(self) -> int:
+        """Transitions waiting in memory for the store."""
+        return sum(1 for w in self._unrecorded if w.record is not None)
 
     def _rejection(self, name: str, state: str) -> str:
         if self.spec.transition(name) is None:
@@ -455,21 +513,24 @@ class RunningMachine:
         self._store_failures += 1
         last = self._store_logged_at
         if self.store_error != str(exc) or last is None or now - last >= STORE_ERROR_LOG_EVERY:
+            waiting = self.unrecorded_waiting
             log.error(
-                "cannot record state: %s (%d failed writes, %d transitions not recorded)",
+                "cannot record state: %s (%d failed writes, %d transitions waiting in memory)",
                 exc,
                 self._store_failures,
-                len(self._gap),
+                waiting,
                 extra={
                     "machine": self.name,
                     "error": str(exc),
                     "failed_writes": self._store_failures,
-                    "unrecorded": len(self._gap),
+                    "unrecorded": waiting,
+                    "lost": len(self._gap),
                 },
             )
             self._store_logged_at = now
             self._store_failures = 0
         self.store_error = str(exc)
+        self._failed_at = now
         if not self._stopped and (self._store_retry is None or self._store_retry.done()):
             self._store_retry = asyncio.get_running_loop().create_task(
                 self._retry_store(), name=f"machine-store-retry:{self.name}"
@@ -483,28 +544,56 @@ class RunningMachine:
             await self._clock.sleep(STORE_RETRY_EVERY)
             self._queue.put_nowait(_Resync())
 
-    async def _resync(self) -> None:
-        """Write the whole current state, data and seq; once that works, report the gap."""
-        if self.store_error is None:
+    async def _resync(self, *, when_due: bool = False) -> None:
+        """Write what waits in memory, in order, then the whole current state, data and seq;
+        once that works, report what was written late and what was lost. ``when_due``: not
+        sooner than ``STORE_RETRY_EVERY`` after the last failure (a busy machine would
+        otherwise retry the whole wait at each transition)."""
+        if self.store_error is None and not self._unrecorded:
             return
-        saved = SavedMachine(
-            self.name, self.spec.version, self.state, self.since, self.seq, self.data
-        )
-        try:
-            await self._store.save(saved)
-        except StoreError as exc:
-            self._store_failed(exc)
+        failed_at = self._failed_at
+        if (
+            when_due
+            and failed_at is not None
+            and self._clock.monotonic() - failed_at < STORE_RETRY_EVERY
+        ):
             return
-        gap, error = self._gap, self.store_error
-        self._gap, self.store_error = [], None
-        self._store_failures, self._store_logged_at = 0, None
-        detail: dict[str, Any] = {"unrecorded_transitions": len(gap), "error": error}
-        if gap:
-            detail["unrecorded_seq"] = [gap[0], gap[-1]]
+        async with self._writing_late:  # one writer of the wait (lifecycle events come too)
+            if self.store_error is None and not self._unrecorded:
+                return
+            late = [w.record.seq for w in self._unrecorded if w.record is not None]
+            try:
+                while self._unrecorded:
+                    chunk = list(itertools.islice(self._unrecorded, LATE_CHUNK))
+                    await self._events.catch_up(self._store, chunk)
+                    for written in chunk:
+                        if self._unrecorded and self._unrecorded[0] is written:
+                            self._unrecorded.popleft()
+                saved = SavedMachine(
+                    self.name, self.spec.version, self.state, self.since, self.seq, self.data
+                )
+                await self._store.save(saved)
+            except StoreError as exc:
+                self._store_failed(exc)
+                return
+            lost, error = self._gap, self.store_error
+            self._gap, self.store_error = [], None
+            self._store_failures, self._store_logged_at, self._failed_at = 0, None, None
+        detail: dict[str, Any] = {
+            "unrecorded_transitions": len(lost),
+            "recorded_late": len(late),
+            "error": error,
+        }
+        if lost:
+            detail["unrecorded_seq"] = [lost[0], lost[-1]]
+        if late:
+            detail["recorded_late_seq"] = [late[0], late[-1]]
         log.warning(
-            "recording state again: %d transitions (seq %s) were not recorded",
-            len(gap),
-            f"{gap[0]}-{gap[-1]}" if gap else "none",
+            "recording state again: %d transitions written late (seq %s), %d lost (seq %s)",
+            len(late),
+            f"{late[0]}-{late[-1]}" if late else "none",
+            len(lost),
+            f"{lost[0]}-{lost[-1]}" if lost else "none",
             extra={"machine": self.name, "seq": self.seq, **detail},
         )
         await self.announce(LifecycleStep.RECORDING_RESUMED, detail)
@@ -545,6 +634,8 @@ class RunningMachine:
             "transitions_rejected": self.transitions_rejected,
             "store_error": self.store_error,
             "unrecorded_transitions": self.unrecorded_transitions,
+            "unrecorded_waiting": self.unrecorded_waiting,
+            "lost_transitions": self.lost_transitions,
             "last_transition": self.recent_history[-1].as_dict() if self.recent_history else None,
             "data": self.data,
             "watchers": [w.status() for w in self.watchers],

@@ -21,7 +21,7 @@ from steward.events.formats import StewardFormat
 from steward.events.local import LocalEvents
 from steward.machine.history import HistoryEntry
 from steward.machine.observer import NO_OBSERVER, MachineObserver
-from steward.machine.persistence import SavedMachine, TransitionRecord
+from steward.machine.persistence import LateWrite, SavedMachine, TransitionRecord
 from steward.machine.services import NodeServices
 from steward.machine.source import Fields
 from steward.machine.spec import MachineSpec
@@ -110,7 +110,11 @@ class FakeStore:
         return self.rows.get(name)
 
     async def save(self, saved: SavedMachine) -> None:
-        self.rows[saved.name] = saved
+        if self.fail_with is not None:
+            raise self.fail_with
+        old = self.rows.get(saved.name)
+        if old is None or old.seq <= saved.seq:  # the sequence never goes back
+            self.rows[saved.name] = saved
 
     async def record_transition(
         self, record: TransitionRecord, events: Sequence[Envelope] = ()
@@ -123,6 +127,15 @@ class FakeStore:
         self.rows[record.machine] = SavedMachine(
             old.name, record.version, record.to_state, record.at, record.seq, old.data
         )
+
+    async def record_late(self, writes: Sequence[LateWrite]) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        for w in writes:
+            if w.record is None:
+                self.outbox.extend(w.events)
+            elif self.rows[w.record.machine].seq < w.record.seq:
+                await self.record_transition(w.record, w.events)
 
     async def append_events(self, events: Sequence[Envelope]) -> None:
         if self.fail_with is not None:

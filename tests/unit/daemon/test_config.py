@@ -11,6 +11,7 @@ import pytest
 
 from steward.daemon.config import DEFAULT_CONFIG, Config, config_path, load_config
 from steward.errors import ConfigError
+from steward.events.drain import DrainSettings
 
 FILE = textwrap.dedent(
     """\
@@ -338,5 +339,24 @@ def test_history_keep(tmp_path: Path) -> None:
     ],
 )
 def test_bad_history_settings_name_their_position(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    assert f"{path}:{message}" in config_error(path, env={})
+
+
+def test_events_drain_rate_and_jitter(tmp_path: Path) -> None:
+    default = load_config(None, env={}).drain
+    assert (default.rate, default.jitter) == (200, 5.0)
+    path = write(tmp_path, "events:\n  drain_rate: 50\n  drain_jitter: 30s\n")
+    assert load_config(path, env={}).drain == DrainSettings(50, 30.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("events:\n  drain_rate: 0\n", "2:15: events.drain_rate: must be at least 1, got 0"),
+        ("events:\n  drain_jitter: soon\n", "2:17: events.drain_jitter:"),
+    ],
+)
+def test_bad_drain_settings_name_their_position(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     assert f"{path}:{message}" in config_error(path, env={})

@@ -69,7 +69,9 @@ class Scene:
         self.clock = FakeClock()
         self.registry = CollectorRegistry()
         self.counters = MachineMetrics(self.registry)
-        self.outbox = FakeOutbox(OutboxStats(events=3, bytes=1200, dropped=7))
+        self.outbox = FakeOutbox(
+            OutboxStats(events=3, bytes=1200, dropped=7, dropped_by_kind={"watcher": 5})
+        )
         self.reloads = ReloadStats(rescans=2, started=1, rejected=1, rejected_files=1)
         services = node_services(clock=self.clock, observer=self.counters)
         self.events = services.events
@@ -181,7 +183,11 @@ async def test_events_and_reload_families(scene: Scene) -> None:
     assert scene.value("steward_events_emitted_total") == scene.events.local.emitted > 0
     assert scene.value("steward_events_outbox") == 3
     assert scene.value("steward_events_outbox_bytes") == 1200
-    assert scene.value("steward_events_dropped_total") == 7
+    # per kind; what an older steward dropped (before kinds were counted) is "unknown"
+    assert scene.value("steward_events_dropped_total", kind="watcher") == 5
+    assert scene.value("steward_events_dropped_total", kind="transition") == 0
+    assert scene.value("steward_events_dropped_total", kind="lifecycle") == 0
+    assert scene.value("steward_events_dropped_total", kind="unknown") == 2
     assert scene.value("steward_reload_rescans_total") == 2
     assert scene.value("steward_reload_machines_total", action="started") == 1
     assert scene.value("steward_reload_machines_total", action="removed") == 0

@@ -245,13 +245,15 @@ async def test_full_outbox_drops_the_oldest_and_counts_across_restarts(
         await store.append_events([e])
     assert [r.event_id for r in await store.outbox_peek(10)] == [e.id for e in events[3:]]
     assert (await store.outbox_stats()).dropped == 3
-    assert "event outbox full: dropped the 1 oldest events (1 in all)" in caplog.text
+    warning = "event outbox full: dropped 1 events, lowest priority first (transition 1; 1 in all)"
+    assert warning in caplog.text
     await store.close()
     reopened = SqliteStore(tmp_path / "steward.db", OutboxLimits(max_events=5))
     await reopened.open()
     try:
         stats = await reopened.outbox_stats()
         assert (stats.events, stats.dropped) == (5, 3)
+        assert stats.dropped_by_kind == {"transition": 3}
     finally:
         await reopened.close()
     await store.open()

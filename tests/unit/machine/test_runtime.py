@@ -12,7 +12,7 @@ import pytest
 from steward.errors import StoreError, TransitionRejected
 from steward.machine.history import Cause
 from steward.machine.persistence import SavedMachine
-from steward.machine.runtime import RunningMachine
+from steward.machine.runtime import STORE_RETRY_EVERY, RunningMachine
 from steward.machine.spec import ForeignState, MachineSpec
 from steward.watchers.base import Outcome
 from steward.watchers.registry import WatcherRegistry
@@ -155,8 +155,11 @@ async def test_store_failure_keeps_the_machine_running(harnesses: Any) -> None:
     assert result.to_state == "b"
     assert h.machine.store_error == "disk full"
     h.store.fail_with = None
-    await h.machine.fire("down")
+    await h.machine.fire("down")  # waits behind "up" until the next attempt
+    assert h.machine.store_error == "disk full"
+    await h.clock.advance(STORE_RETRY_EVERY)
     assert h.machine.store_error is None
+    assert [r.seq for r in h.store.records] == [1, 2]
 
 
 async def test_resume_restores_state_data_and_seq(harnesses: Any) -> None:

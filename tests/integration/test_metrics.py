@@ -182,7 +182,13 @@ def test_metrics_match_steward_status(
         # no NATS configured: events reach local consumers only, nothing waits in the outbox
         assert scrape.value("steward_events_outbox") == events["outbox"]["events"] == 0
         assert scrape.value("steward_events_outbox_bytes") == events["outbox"]["bytes"]
-        assert scrape.value("steward_events_dropped_total") == events["outbox"]["dropped"]
+        # one series per kind (watcher, lifecycle, transition): what the outbox dropped
+        assert scrape.total("steward_events_dropped_total") == events["outbox"]["dropped"]
+        assert {s.labels["kind"] for s in scrape.find("steward_events_dropped_total")} >= {
+            "watcher",
+            "lifecycle",
+            "transition",
+        }
 
         reload = status["reload"]
         assert scrape.value("steward_reload_rescans_total") == reload["rescans"] >= 1

@@ -166,7 +166,10 @@ class Figures:
         runs = self.runs[name]
         cpu = statistics.median(r.cpu for r in runs)
         rss = f", peak RSS {self.rss_kib[name] / 1024:.1f} MiB" if name in self.rss_kib else ""
-        ratio = "" if name == "bare" else f", {self.ratio(name):.2f}x bare"
+        bare_cpu = statistics.median(r.cpu for r in self.runs["bare"])
+        ratio = (
+            "" if name == "bare" else f", {self.ratio(name):.2f}x bare (CPU {cpu / bare_cpu:.2f}x)"
+        )
         return (
             f"{self.wall(name) * 1000:.1f} ms wall (min {min(r.wall for r in runs) * 1000:.1f})"
             f", CPU {cpu * 1000:.1f} ms{rss}{ratio}"

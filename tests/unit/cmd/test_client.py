@@ -91,7 +91,7 @@ def test_a_transition_posts_its_name_as_json(socket_path: Path) -> None:
 
 
 def test_an_error_answer_is_its_message(socket_path: Path) -> None:
-    with pytest.raises(ApiError, match="^no machine named 'x'$"):
+    with pytest.raises(ApiError, match=r"^no machine named 'x'$"):
         ApiClient(socket_path).transition("x", "open")
     with pytest.raises(ApiError, match=r"non-JSON reply \(502\)"):
         ApiClient(socket_path).history("text", 1)

@@ -7,7 +7,7 @@ STATE_DIR ?= .state
 FLEET_PORT ?= 8080
 
 .PHONY: venv run fleet test lint typecheck pytest bench bench-load bench-monit bench-exec bench-timers \
-	bench-restart bench-reload bench-events bench-kv bench-fleet bench-fleet-status bench-quick docker-setup package package-test systemd-test \
+	bench-restart bench-reload bench-events bench-kv bench-fleet bench-fleet-status bench-cli bench-rss bench-quick docker-setup package package-test systemd-test \
 	clean
 
 venv: $(STAMP)
@@ -44,7 +44,7 @@ pytest: $(STAMP)
 ## PASS/MISS lines are appended to bench/RESULTS.md (~25 min; quiet machine; root for monit,
 ## a Docker engine for bench-restart: make docker-setup)
 bench: $(STAMP) bench-load bench-monit bench-exec bench-timers bench-restart bench-reload \
-	bench-events bench-kv bench-fleet bench-fleet-status
+	bench-events bench-kv bench-fleet bench-fleet-status bench-cli bench-rss
 
 ## scenario 1 alone: 1,000 exec+timer machines (load, RSS, CPU per check, check rate)
 bench-load: $(STAMP)
@@ -87,6 +87,14 @@ bench-fleet: $(STAMP)
 bench-fleet-status: $(STAMP)
 	$(BIN)/python bench/fleet_status.py
 
+## issue 19: steward version / status (100 machines) / validate vs a bare interpreter
+bench-cli: $(STAMP)
+	$(BIN)/python bench/cli_speed.py
+
+## issue 19: the daemon's RSS with 100 machines, metrics on, without NATS and with JetStream
+bench-rss: $(STAMP)
+	$(BIN)/python bench/daemon_rss.py
+
 ## smoke runs of every benchmark, nothing recorded (CI runs this so the code never rots)
 bench-quick: $(STAMP)
 	$(BIN)/python bench/load_machines.py --quick --no-record
@@ -99,6 +107,8 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/fleet_rollout.py --quick --no-record
 	$(BIN)/python bench/fleet_status.py --quick --no-record
 	$(BIN)/python bench/kv_latency.py --quick --no-record
+	$(BIN)/python bench/cli_speed.py --quick --no-record
+	$(BIN)/python bench/daemon_rss.py --quick --no-record
 
 ## a Docker engine and the test image (root: installs docker.io and busybox-static if missing)
 docker-setup:

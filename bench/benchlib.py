@@ -714,7 +714,8 @@ class Daemon:
     """``steward run`` as a subprocess (``--node bench``, JSON log), its output to a log file.
 
     ``extra_args`` go after the common ones; ``extra_env`` over the environment, from which
-    every ``STEWARD_*`` variable is dropped."""
+    every ``STEWARD_*`` variable is dropped. ``python`` (with ``-I -B``, as the package runs
+    it) instead of this interpreter."""
 
     def __init__(
         self,
@@ -726,6 +727,7 @@ class Daemon:
         extra_env: dict[str, str] | None = None,
         stop_timeout: float = 60.0,
         tail_lines: int = 10,
+        python: Path | None = None,
     ) -> None:
         self.machines_dir = machines_dir
         self.state_dir = state_dir
@@ -734,14 +736,16 @@ class Daemon:
         self.extra_env = dict(extra_env or {})
         self.stop_timeout = stop_timeout
         self.tail_lines = tail_lines
+        self.python = python
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> float:
         """Spawn; returns the monotonic spawn time."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
         env.update(self.extra_env)
+        python = [sys.executable] if self.python is None else [str(self.python), "-I", "-B"]
         argv = [
-            *(sys.executable, "-m", "steward", "run"),
+            *(*python, "-m", "steward", "run"),
             *("--machines", str(self.machines_dir), "--state-dir", str(self.state_dir)),
             *("--log-format", "json", "--node", "bench"),
             *self.extra_args,

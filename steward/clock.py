@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Protocol
+
+# asyncio (~10 ms of imports) is imported where SystemClock uses it: a daemon has it already,
+# and the CLI reads the config (whose settings name a Clock) without an event loop
 
 
 class Cancellable(Protocol):
@@ -36,7 +38,11 @@ class SystemClock:
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio
+
         await asyncio.sleep(seconds)
 
     def call_later(self, seconds: float, callback: Callable[[], None]) -> Cancellable:
+        import asyncio
+
         return asyncio.get_running_loop().call_later(seconds, callback)

@@ -6,7 +6,6 @@ a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -19,19 +18,10 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import click
 
 from steward import __version__
-from steward.cmd import fleet_status
-from steward.cmd.fleet import fleet
-from steward.cmd.governor import governor
-from steward.cmd.render import render_event, render_history, render_status
-from steward.daemon.config import config_path, load_config
-from steward.daemon.loader import load_sources
-from steward.errors import Severity, SpecError, StewardError
-from steward.events.envelope import EventKind
-from steward.machine.discovery import sources_for
-from steward.machine.graph import to_dot, to_mermaid
-from steward.machine.validate import load_machine
-from steward.watchers.registry import default_registry
+from steward.cmd.lazy import LazyChoice, LazyGroup
 
+# Each command imports what it needs in its body: `steward version` must not pay for the
+# daemon, `steward status` not for the machine loader (see bench/cli_speed.py).
 if TYPE_CHECKING:
     from steward.cmd.client import ApiClient
 
@@ -57,7 +47,11 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except StewardError as exc:
+        except Exception as exc:
+            from steward.errors import StewardError
+
+            if not isinstance(exc, StewardError):
+                raise
             _fail(str(exc))
             raise AssertionError("unreachable") from exc
 
@@ -68,7 +62,33 @@ def _dump(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _governor() -> click.Command:
+    from steward.cmd.governor import governor
+
+    return governor
+
+
+def _fleet() -> click.Command:
+    from steward.cmd import fleet_status
+    from steward.cmd.fleet import fleet
+
+    fleet.add_command(fleet_status.status)
+    fleet.add_command(fleet_status.watch)
+    fleet.add_command(fleet_status.purge)
+    return fleet
+
+
+def _event_kinds() -> list[str]:
+    from steward.events.envelope import EventKind
+
+    return [k.value for k in EventKind]
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={"governor": _governor, "fleet": _fleet},
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "-V", "--version", prog_name="steward")
 def cli() -> None:
     """steward: autonomous finite-state machines on every node."""
@@ -124,6 +144,9 @@ def run(
     facts: str | None,
 ) -> None:
     """Run the daemon in the foreground."""
+    import asyncio
+
+    from steward.daemon.config import config_path, load_config
     from steward.daemon.logs import setup_logging
     from steward.daemon.server import Daemon
 
@@ -165,6 +188,10 @@ def validate(
     A PATH is a machine.yaml, a machine directory, or a machines directory. Machines given
     together are cross-checked (subscribe, foreign_state_required).
     """
+    from steward.daemon.loader import load_sources
+    from steward.machine.discovery import sources_for
+    from steward.watchers.registry import default_registry
+
     sources = []
     for p in paths:
         path = Path(p)
@@ -210,12 +237,14 @@ def validate(
 
 # client commands -------------------------------------------------------------------------------
 def _client(socket: str | None, state_dir: str | None, config_file: str | None) -> ApiClient:
-    from steward.cmd.client import ApiClient  # aiohttp's client: ~0.1 s, only for these
+    from steward.cmd.client import ApiClient
 
     if socket:
         return ApiClient(Path(socket))
     if state_dir:
         return ApiClient(Path(state_dir) / "steward.sock")
+    from steward.daemon.config import config_path, load_config
+
     path, required = config_path(config_file, os.environ)
     return ApiClient(load_config(path, required=required).socket_path)
 
@@ -241,6 +270,8 @@ def status(
     config_file: str | None,
 ) -> None:
     """Show every machine (or one): state, since when, watchers' last results."""
+    from steward.cmd.render import render_status
+
     client = _client(socket, state_dir, config_file)
     data = client.status()
     if machine is not None:
@@ -306,6 +337,8 @@ def history(
     if as_json:
         _dump(entries)
     else:
+        from steward.cmd.render import render_history
+
         click.echo(render_history(entries), nl=False)
 
 
@@ -314,9 +347,7 @@ def history(
 @click.option("--nats", "nats_url", help="Subscribe to a whole fleet through this NATS server.")
 @click.option("--node", help="Only this node's events (with --nats).")
 @click.option("--machine", help="Only this machine's events.")
-@click.option(
-    "--type", "kind", type=click.Choice([k.value for k in EventKind]), help="Only this kind."
-)
+@click.option("--type", "kind", type=LazyChoice(_event_kinds), help="Only this kind.")
 @click.option("-n", "--limit", default=20, show_default=True, help="Recent events to show first.")
 @click.option("--prefix", default="steward.events", show_default=True, help="NATS subject prefix.")
 @click.option("--nats-credentials", type=click.Path(dir_okay=False), help="NATS .creds file.")
@@ -338,9 +369,6 @@ def events(
     config_file: str | None,
 ) -> None:
     """Show events: the local daemon's (recent, or --follow), or a fleet's through --nats."""
-    from steward.cmd.events import fleet_events, fleet_subject
-
-    event_kind = EventKind(kind) if kind else None
 
     def show(body: bytes) -> None:
         try:
@@ -350,23 +378,25 @@ def events(
             return
         click.echo(json.dumps(event) if as_json else render_event(event))
 
+    from steward.cmd.render import render_event
+
     client = _client(socket, state_dir, config_file)
 
-    async def from_daemon() -> None:
-        async for body in client.events(
-            follow=follow, machine=machine, kind=event_kind, recent=limit
-        ):
-            show(body)
+    def from_nats(url: str) -> None:
+        import asyncio
 
-    async def from_nats() -> None:
-        assert nats_url is not None
-        subject = fleet_subject(prefix, node, machine, event_kind)
-        await fleet_events(
-            nats_url,
-            subject,
-            show,
-            credentials=nats_credentials,
-            on_subscribed=lambda: click.echo(f"subscribed to {subject} on {nats_url}", err=True),
+        from steward.cmd.events import fleet_events, fleet_subject
+        from steward.events.envelope import EventKind
+
+        subject = fleet_subject(prefix, node, machine, EventKind(kind) if kind else None)
+        asyncio.run(
+            fleet_events(
+                url,
+                subject,
+                show,
+                credentials=nats_credentials,
+                on_subscribed=lambda: click.echo(f"subscribed to {subject} on {url}", err=True),
+            )
         )
 
     if node and not nats_url:
@@ -374,7 +404,11 @@ def events(
     if not nats_url:
         client.require_socket()
     try:
-        asyncio.run(from_nats() if nats_url else from_daemon())
+        if nats_url:
+            from_nats(nats_url)
+        else:
+            for body in client.events(follow=follow, machine=machine, kind=kind, recent=limit):
+                show(body)
     except KeyboardInterrupt:
         pass
 
@@ -387,6 +421,12 @@ def events(
 )
 def graph(path: str, fmt: str) -> None:
     """Print a machine's states and transitions (Graphviz dot or Mermaid)."""
+    from steward.errors import Severity, SpecError
+    from steward.machine.discovery import sources_for
+    from steward.machine.graph import to_dot, to_mermaid
+    from steward.machine.validate import load_machine
+    from steward.watchers.registry import default_registry
+
     sources = sources_for(Path(path))
     if len(sources) != 1:
         _fail(f"{path}: expected one machine, found {len(sources)}", Exit.USAGE)
@@ -409,13 +449,6 @@ def version(as_json: bool) -> None:
         _dump({"version": __version__, "python": sys.version.split()[0]})
     else:
         click.echo(f"steward {__version__}")
-
-
-cli.add_command(governor)
-cli.add_command(fleet)
-fleet.add_command(fleet_status.status)
-fleet.add_command(fleet_status.watch)
-fleet.add_command(fleet_status.purge)
 
 
 def main() -> None:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from typing import TYPE_CHECKING, Any
 
 import nats
 from nats.aio.client import Client
 
 from steward.broker.link import ConnectionState
+from steward.broker.reconnect import ReconnectPlan
 from steward.broker.settings import NatsSettings
+from steward.clock import Clock, SystemClock
 from steward.errors import NatsUnavailable
 
 if TYPE_CHECKING:
@@ -27,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("steward.nats")
 
 CONNECT_TIMEOUT = 2
-RECONNECT_WAIT = 1
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
 CLOSE_TIMEOUT = 2.0
@@ -38,9 +40,22 @@ class NatsConnection:
 
     configured = True
 
-    def __init__(self, settings: NatsSettings, *, name: str = "steward") -> None:
+    def __init__(
+        self,
+        settings: NatsSettings,
+        *,
+        name: str = "steward",
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.settings = settings
         self.name = name
+        self.reconnect_plan = ReconnectPlan(
+            settings.reconnect_wait,
+            settings.reconnect_jitter,
+            clock=clock or SystemClock(),
+            rng=rng or random.Random(),
+        )
         self.state = ConnectionState()
         self._nc: Client | None = None
         self._online: asyncio.Event | None = None
@@ -95,6 +110,7 @@ class NatsConnection:
         s = self.state
         return {
             "servers": list(self.settings.servers),
+            "discovered": self._discovered(),
             "connected": s.connected,
             "server": s.server,
             "reconnects": s.reconnects,
@@ -102,6 +118,11 @@ class NatsConnection:
             "errors": s.errors,
             "last_error": s.last_error,
         }
+
+    def _discovered(self) -> list[str]:
+        if self._nc is None:
+            return []
+        return [str(u.netloc) for u in self._nc.discovered_servers]
 
     # connecting ------------------------------------------------------------------------------
     async def _connect(self) -> None:
@@ -138,13 +159,18 @@ class NatsConnection:
             "servers": list(s.servers),
             "name": self.name,
             "connect_timeout": CONNECT_TIMEOUT,
-            "reconnect_time_wait": RECONNECT_WAIT,
+            # the list (and the cluster members the servers announce, which nats-py adds to
+            # it) in random order; reconnects spaced and jittered by the plan
+            "dont_randomize": False,
+            "reconnect_time_wait": s.reconnect_wait,
+            "reconnect_to_server_handler": self.reconnect_plan,
             "max_reconnect_attempts": -1,
             "allow_reconnect": True,
             "error_cb": self._on_error,
             "disconnected_cb": self._on_disconnected,
             "reconnected_cb": self._on_reconnected,
             "closed_cb": self._on_closed,
+            "discovered_server_cb": self._on_discovered,
         }
         if s.credentials:
             opts["user_credentials"] = s.credentials
@@ -164,6 +190,7 @@ class NatsConnection:
         self.report(f"NATS error: {type(exc).__name__}: {exc}")
 
     async def _on_disconnected(self) -> None:
+        self.reconnect_plan.lost(self.state.server)
         self._down()
         self.state.disconnects += 1
         log.warning("disconnected from NATS; events wait in the outbox", extra={})
@@ -173,6 +200,11 @@ class NatsConnection:
         if self._nc is not None:
             self._up(self._nc)
         log.info("reconnected to NATS", extra={"server": self.state.server})
+
+    async def _on_discovered(self) -> None:
+        if self._nc is not None:
+            found = [str(u.netloc) for u in self._nc.discovered_servers]
+            log.info("NATS cluster members discovered", extra={"servers": found})
 
     async def _on_closed(self) -> None:
         self._down()

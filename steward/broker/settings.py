@@ -3,11 +3,24 @@ of the NATS client (the CLI reads the config without paying for it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import ssl
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """The limits steward gives the events stream when it creates it (``nats:`` in
+    steward.yaml). Oldest events go first when one is reached (limits retention)."""
+
+    max_age: float = 7 * DAY  # seconds an event is kept; 0: for ever
+    max_bytes: int = 10 * 1024**3  # per replica; -1: no limit
+    max_msgs_per_subject: int = 100_000  # per node x machine x kind (watcher); -1: no limit
+    duplicate_window: float = 120.0  # seconds the server remembers Nats-Msg-Id (retries)
 
 
 @dataclass(frozen=True)
@@ -22,6 +35,11 @@ class NatsSettings:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    # every stream and bucket steward creates gets this many copies (3 on a cluster)
+    replicas: int = 1
+    reconnect_wait: float = 1.0  # seconds before trying the same server again
+    reconnect_jitter: float = 1.0  # up to this many seconds more, at random, per attempt
+    limits: StreamLimits = field(default_factory=StreamLimits)
 
     @property
     def enabled(self) -> bool:

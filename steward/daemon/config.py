@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from steward.broker.settings import NatsSettings
+from steward.broker.settings import NatsSettings, StreamLimits
 from steward.errors import ConfigError, SpecError
 from steward.events.drain import DrainSettings
 from steward.events.outbox import OutboxLimits
@@ -68,6 +68,13 @@ class Config:
     @property
     def database_path(self) -> Path:
         return self.state_dir / "steward.db"
+
+    @property
+    def fleet_settings(self) -> FleetSettings:
+        """``fleet:`` with its replicas resolved (``fleet.replicas``, else ``nats.replicas``)."""
+        if self.fleet.replicas is not None:
+            return self.fleet
+        return replace(self.fleet, replicas=self.nats.replicas)
 
 
 def config_path(explicit: str | None, env: Mapping[str, str]) -> tuple[Path | None, bool]:
@@ -233,6 +240,16 @@ def _read_nats(doc: Fields, values: dict[str, Any]) -> None:
         value = nats.string(key)
         if value is not None:
             values[f"nats_{key}"] = value
+    default = NatsSettings()
+    if nats.has("replicas"):
+        values["nats_replicas"] = nats.integer("replicas", 1, minimum=1, maximum=5)
+    for key in ("reconnect_wait", "reconnect_jitter"):
+        seconds = nats.duration(key, maximum=600.0)
+        if seconds is not None:
+            values[f"nats_{key}"] = seconds
+    limits = _read_stream_limits(nats, default.limits)
+    if limits != default.limits:
+        values["nats_limits"] = limits
     tls = nats.mapping("tls")
     if tls is not None:
         for key in ("ca", "cert", "key"):
@@ -241,6 +258,20 @@ def _read_nats(doc: Fields, values: dict[str, Any]) -> None:
                 values[f"nats_tls_{key}"] = value
         tls.finish(" in nats.tls")
     nats.finish(" in nats")
+
+
+def _read_stream_limits(nats: Fields, default: StreamLimits) -> StreamLimits:
+    """``nats.max_age`` … : the events stream's limits, when steward creates it."""
+    max_age = nats.duration("max_age")
+    window = nats.duration("duplicate_window", minimum=1.0, minimum_text="1s")
+    return StreamLimits(
+        max_age=default.max_age if max_age is None else max_age,
+        max_bytes=nats.integer("max_bytes", default.max_bytes, minimum=-1),
+        max_msgs_per_subject=nats.integer(
+            "max_msgs_per_subject", default.max_msgs_per_subject, minimum=-1
+        ),
+        duplicate_window=default.duplicate_window if window is None else window,
+    )
 
 
 def _read_events(doc: Fields, values: dict[str, Any]) -> None:
@@ -313,7 +344,9 @@ def _read_fleet(doc: Fields, values: dict[str, Any]) -> None:
         bucket=bucket or default.bucket,
         heartbeat=heartbeat if heartbeat is not None else default.heartbeat,
         forget_after=forget_after if forget_after is not None else default.forget_after,
-        replicas=fleet.integer("replicas", default.replicas, minimum=1),
+        replicas=fleet.integer("replicas", 1, minimum=1, maximum=5)
+        if fleet.has("replicas")
+        else None,
     )
     fleet.finish(" in fleet")
 

@@ -90,7 +90,9 @@ class Daemon:
         )
         # the daemon's one NATS connection (or its absence), shared by everything that needs it
         self.nats: NatsConnection | NoNats = (
-            NatsConnection(config.nats, name=f"steward {config.node}")
+            NatsConnection(
+                config.nats, name=f"steward {config.node}", clock=self.clock, rng=self.rng
+            )
             if config.nats.enabled
             else NoNats()
         )
@@ -100,6 +102,8 @@ class Daemon:
             self.store,
             self.nats,
             stream=config.nats.stream,
+            replicas=config.nats.replicas,
+            limits=config.nats.limits,
             drain=config.drain,
             clock=self.clock,
             rng=self.rng,
@@ -135,7 +139,7 @@ class Daemon:
         self.fleet: FleetReporter | None = None
         if config.nats.enabled and config.fleet.enabled:
             self.fleet = FleetReporter(
-                config.fleet,
+                config.fleet_settings,
                 node=config.node,
                 machines=self.node.machines,
                 nats=self.nats,

@@ -26,6 +26,9 @@ class EventFormat(Protocol):
     """Builds the three kinds of events for one node."""
 
     name: str
+    # whether each node x machine x kind has subjects of its own (a per-subject limit of the
+    # stream is then a per-machine limit; Choria's subjects are shared by the whole fleet)
+    per_machine_subjects: bool
     node: str
 
     def transition(
@@ -85,6 +88,7 @@ def event_format(name: str, node: str, prefix: str = DEFAULT_PREFIX) -> EventFor
 
 class StewardFormat:
     name = "steward"
+    per_machine_subjects = True
 
     def __init__(self, node: str, prefix: str = DEFAULT_PREFIX) -> None:
         self.node = node
@@ -180,6 +184,7 @@ class ChoriaFormat:
     """Choria's ``io.choria.machine.*`` events: the shape Choria's own tools consume."""
 
     name = "choria"
+    per_machine_subjects = False
     source = "io.choria.machine"
 
     def __init__(self, node: str) -> None:

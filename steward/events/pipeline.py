@@ -9,9 +9,10 @@ NATS is configured.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from steward.broker.link import NatsLink
+from steward.broker.settings import StreamLimits
 from steward.clock import Clock
 from steward.events.drain import DrainSettings
 from steward.events.emitter import Emitter, LocalOnly, OutboxSink
@@ -33,6 +34,8 @@ def event_pipeline(
     nats: NatsLink,
     *,
     stream: str | None = None,
+    replicas: int = 1,
+    limits: StreamLimits | None = None,
     drain: DrainSettings | None = None,
     clock: Clock | None = None,
     rng: random.Random | None = None,
@@ -41,12 +44,18 @@ def event_pipeline(
     if not nats.configured:
         return EventPipeline(Emitter(fmt, LocalOnly(), local), NoPublisher())
     sink = OutboxSink(outbox)
+    limits = limits or StreamLimits()
+    if not fmt.per_machine_subjects:
+        # one subject holds every node's transitions: a per-subject limit would cap the fleet
+        limits = replace(limits, max_msgs_per_subject=-1)
     publisher = NatsPublisher(
         nats,
         outbox,
         sink.changed,
         stream=stream,
         stream_subjects=fmt.stream_subjects(),
+        replicas=replicas,
+        limits=limits,
         drain=drain,
         clock=clock,
         rng=rng,

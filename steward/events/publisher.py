@@ -29,9 +29,11 @@ from typing import Any, Protocol
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
+from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
 from steward.broker.link import NatsLink
+from steward.broker.settings import StreamLimits
 from steward.clock import Clock, SystemClock
 from steward.errors import StoreError
 from steward.events.drain import DrainPace, DrainSettings, is_overload
@@ -44,7 +46,6 @@ WINDOW = 128  # JetStream publishes awaiting their ack at once (at most one per 
 PUBLISH_TIMEOUT = 5.0
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
-DUPLICATE_WINDOW = 120.0  # seconds JetStream remembers message ids
 
 
 class Publisher(Protocol):
@@ -83,6 +84,8 @@ class NatsPublisher:
         *,
         stream: str | None,
         stream_subjects: list[str],
+        replicas: int = 1,
+        limits: StreamLimits | None = None,
         drain: DrainSettings | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -101,6 +104,8 @@ class NatsPublisher:
         self._outbox = outbox
         self._changed = changed  # set when events were stored: look at the outbox again
         self._subjects = stream_subjects
+        self._replicas = replicas
+        self._limits = limits or StreamLimits()
         self._task: asyncio.Task[None] | None = None
 
     # lifecycle -------------------------------------------------------------------------------
@@ -258,23 +263,27 @@ class NatsPublisher:
     async def _ensure_stream(self, nc: Client) -> None:
         assert self.stream is not None
         js = nc.jetstream()
+        wanted = stream_config(self.stream, self._subjects, self._replicas, self._limits)
         backoff = BACKOFF_START
         while True:
             try:
                 try:
-                    await js.stream_info(self.stream)
+                    info = await js.stream_info(self.stream)
                 except NotFoundError:
                     # inside the outer try: a refused creation (e.g. the subjects overlap
-                    # another stream) is retried and reported, not the publisher's end
-                    await js.add_stream(
-                        name=self.stream,
-                        subjects=self._subjects,
-                        duplicate_window=DUPLICATE_WINDOW,
-                    )
+                    # another stream, or fewer servers than replicas) is retried and
+                    # reported, not the publisher's end
+                    await js.add_stream(wanted)
                     log.info(
                         "created JetStream stream",
-                        extra={"stream": self.stream, "subjects": self._subjects},
+                        extra={
+                            "stream": self.stream,
+                            "subjects": self._subjects,
+                            "replicas": self._replicas,
+                        },
                     )
+                else:
+                    _warn_if_different(info.config, wanted)
                 return
             except (NatsError, TimeoutError) as exc:
                 self._nats.report(f"JetStream stream {self.stream}: {exc}")
@@ -290,6 +299,40 @@ class NatsPublisher:
             "drain_rate": self._pace.rate,
             "overloads": self.overloads,
         }
+
+
+def stream_config(
+    name: str, subjects: list[str], replicas: int, limits: StreamLimits
+) -> StreamConfig:
+    """The events stream as steward creates it: file storage, limits retention (the oldest
+    events go when a limit is reached), ``replicas`` copies."""
+    return StreamConfig(
+        name=name,
+        subjects=subjects,
+        num_replicas=replicas,
+        max_age=limits.max_age,
+        max_bytes=limits.max_bytes,
+        max_msgs_per_subject=limits.max_msgs_per_subject,
+        duplicate_window=limits.duplicate_window,
+    )
+
+
+def _warn_if_different(have: StreamConfig, wanted: StreamConfig) -> None:
+    """An existing stream is used as it is (someone may have sized it on purpose); say where
+    it differs from the config."""
+    fields = ("num_replicas", "max_age", "max_bytes", "max_msgs_per_subject", "duplicate_window")
+    differ = {
+        f: (getattr(have, f), getattr(wanted, f))
+        for f in fields
+        if getattr(have, f) is not None and getattr(have, f) != getattr(wanted, f)
+    }
+    if differ:
+        log.warning(
+            "JetStream stream %s exists with other settings than configured (kept): %s",
+            wanted.name,
+            ", ".join(f"{f} {a} (configured {b})" for f, (a, b) in differ.items()),
+            extra={"stream": wanted.name},
+        )
 
 
 def _windows(rows: list[OutboxRow]) -> Iterator[list[OutboxRow]]:

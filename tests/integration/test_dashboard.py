@@ -9,7 +9,6 @@ picture is saved as ``build/dashboard.png`` (a CI artifact).
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -21,40 +20,14 @@ import pytest
 
 from steward.fleet.state import OFFLINE_GRACE
 from tests.support.browser import headless_chromium, wait_for
-from tests.support.daemon import Daemon, MachinesDir, base_env
-from tests.support.events import short_tmp_dir
+from tests.support.daemon import Daemon
+from tests.support.fleet import HEARTBEAT, Fleet
 from tests.support.nats_server import NatsServer, running_nats
 
 pytestmark = pytest.mark.e2e
 
-HEARTBEAT = 1.0
 NODES = ("web1", "web2", "db1")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "build" / "dashboard.png"
-SWITCH = """\
-name: switch
-version: 1.0.0
-initial_state: down
-transitions:
-  - {name: turn_up, from: [down, maintenance], destination: up}
-  - {name: turn_down, from: [up], destination: down}
-  - {name: maintain, from: [down, up], destination: maintenance}
-watchers: []
-"""
-PROBE = """\
-name: probe
-version: 2.0.0
-initial_state: unknown
-transitions:
-  - {name: passed, from: [unknown, failing], destination: passing}
-  - {name: failed, from: [unknown, passing], destination: failing}
-watchers:
-  - name: check
-    type: exec
-    interval: 1h
-    success_transition: passed
-    fail_transition: failed
-    properties: {command: /bin/true}
-"""
 
 
 class DashboardThread:
@@ -107,27 +80,12 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 def daemons(tmp_path: Path, nats_server: NatsServer) -> Iterator[dict[str, Daemon]]:
-    machines = MachinesDir(tmp_path / "machines")
-    machines.add("switch", SWITCH)
-    machines.add("probe", PROBE)
-    config = tmp_path / "steward.yaml"
-    config.write_text(
-        f"nats: {{servers: [{nats_server.url}]}}\nfleet: {{heartbeat: {HEARTBEAT:g}s}}\n"
-    )
-    env = base_env(config)
-    made: dict[str, Daemon] = {}
-    dirs: list[Path] = []
+    fleet = Fleet(tmp_path, nats_server, NODES)
     try:
-        for node in NODES:
-            dirs.append(short_tmp_dir("db-"))
-            made[node] = Daemon(machines.path, dirs[-1], tmp_path / f"{node}.log", env, node=node)
-            made[node].start()
-        yield made
+        fleet.start()
+        yield fleet.daemons
     finally:
-        for daemon in made.values():
-            daemon.cleanup()
-        for path in dirs:
-            shutil.rmtree(path, ignore_errors=True)
+        fleet.cleanup()
 
 
 @pytest.fixture

@@ -19,78 +19,13 @@ import pytest
 
 from steward.fleet.feed import FleetFeed, open_bucket
 from steward.fleet.state import DEFAULT_BUCKET, OFFLINE_GRACE, machine_key
-from tests.support.daemon import Daemon, MachinesDir, base_env, run_cli, wait_until
-from tests.support.events import short_tmp_dir
+from tests.support.daemon import run_cli, wait_until
+from tests.support.fleet import HEARTBEAT, Fleet
 from tests.support.nats_server import NatsServer, running_nats
 
 pytestmark = pytest.mark.e2e
 
-HEARTBEAT = 1.0
 NODES = ("web1.example.com", "web2", "db1")
-SWITCH = """\
-name: switch
-version: 1.0.0
-initial_state: down
-transitions:
-  - {name: turn_up, from: [down], destination: up}
-  - {name: turn_down, from: [up], destination: down}
-watchers: []
-"""
-PROBE = """\
-name: probe
-version: 2.0.0
-initial_state: unknown
-transitions:
-  - {name: passed, from: [unknown, failing], destination: passing}
-  - {name: failed, from: [unknown, passing], destination: failing}
-watchers:
-  - name: check
-    type: exec
-    interval: 1h
-    success_transition: passed
-    fail_transition: failed
-    properties: {command: /bin/true}
-"""
-
-
-class Fleet:
-    def __init__(self, tmp_path: Path, server: NatsServer) -> None:
-        self.server = server
-        machines = MachinesDir(tmp_path / "machines")
-        machines.add("switch", SWITCH)
-        machines.add("probe", PROBE)
-        config = tmp_path / "steward.yaml"
-        config.write_text(
-            f"nats: {{servers: [{server.url}]}}\nfleet: {{heartbeat: {HEARTBEAT:g}s}}\n"
-        )
-        self.env = base_env(config)
-        self.state_dirs: list[Path] = []
-        self.daemons: dict[str, Daemon] = {}
-        for node in NODES:
-            state = short_tmp_dir("fl-")
-            self.state_dirs.append(state)
-            self.daemons[node] = Daemon(
-                machines.path, state, tmp_path / f"{node}.log", self.env, node=node
-            )
-
-    def cleanup(self) -> None:
-        for d in self.daemons.values():
-            d.cleanup()
-        for path in self.state_dirs:
-            shutil.rmtree(path, ignore_errors=True)
-
-    def rows(self, *args: str) -> dict[tuple[str, str | None], dict[str, Any]]:
-        return fleet_rows(self.server.url, self.env, *args)
-
-
-def fleet_rows(
-    url: str, env: dict[str, str], *args: str
-) -> dict[tuple[str, str | None], dict[str, Any]]:
-    """``steward fleet status --json``, by (node, machine)."""
-    result = run_cli("fleet", "status", "--nats", url, "--json", *args, env=env)
-    assert result.returncode == 0, result.stderr
-    rows: list[dict[str, Any]] = json.loads(result.stdout)["rows"]
-    return {(r["node"], r["machine"]): r for r in rows}
 
 
 @pytest.fixture
@@ -100,7 +35,7 @@ def server(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 def fleet(tmp_path: Path, server: NatsServer) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, server)
+    f = Fleet(tmp_path, server, NODES)
     yield f
     f.cleanup()
 
@@ -278,31 +213,19 @@ def test_a_removed_machine_leaves_the_bucket_and_purge_removes_a_node(
     tmp_path: Path, server: NatsServer
 ) -> None:
     """In Choria's event format too: the fleet bucket is steward's own either way."""
-    machines = MachinesDir(tmp_path / "m")
-    machines.add("switch", SWITCH)
-    probe_dir = machines.add("probe", PROBE)
-    config = tmp_path / "choria.yaml"
-    config.write_text(
-        f"nats: {{servers: [{server.url}]}}\nfleet: {{heartbeat: 1s}}\nevents: {{format: choria}}\n"
-    )
-    env = base_env(config)
-    state = short_tmp_dir("fl-")
-    daemon = Daemon(machines.path, state, tmp_path / "choria.log", env, node="edge.lan")
-
-    def rows() -> dict[tuple[str, str | None], dict[str, Any]]:
-        return fleet_rows(server.url, env)
-
+    fleet = Fleet(tmp_path, server, ["edge.lan"], extra_config="events: {format: choria}\n")
+    daemon = fleet.daemons["edge.lan"]
+    rows = fleet.rows
     try:
         daemon.start()
         wait_until(lambda: ("edge.lan", "probe") in rows(), 15, "probe in the bucket")
-        shutil.rmtree(probe_dir)
+        shutil.rmtree(fleet.probe_dir)
         wait_until(lambda: ("edge.lan", "probe") not in rows(), 15, "probe removed")
         assert ("edge.lan", "switch") in rows()
         daemon.stop()
-        result = run_cli("fleet", "purge", "edge.lan", "--nats", server.url, env=env)
+        result = run_cli("fleet", "purge", "edge.lan", "--nats", server.url, env=fleet.env)
         assert result.returncode == 0, result.stderr
         assert "purged 3 keys of node edge.lan" in result.stdout  # node, switch, its graph
         assert rows() == {}
     finally:
-        daemon.cleanup()
-        shutil.rmtree(state, ignore_errors=True)
+        fleet.cleanup()

@@ -41,6 +41,13 @@ def _filters(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _chosen(
+    node_glob: str | None, machine: str | None, state: str | None, stale: bool
+) -> dict[str, Any]:
+    """The filter options as ``FleetView.rows`` takes them."""
+    return {"node_glob": node_glob, "machine": machine, "state": state, "stale": stale}
+
+
 @click.command()
 @_filters
 @click.option("--json", "as_json", is_flag=True, help="one JSON document")
@@ -57,12 +64,7 @@ def status(
     """Every node and machine of the fleet: state, since, online or offline (last seen)."""
     from steward.errors import ApiError
 
-    filters: dict[str, Any] = {
-        "node_glob": node_glob,
-        "machine": machine,
-        "state": state,
-        "stale": stale,
-    }
+    filters = _chosen(node_glob, machine, state, stale)
     try:
         view = asyncio.run(_load(url, credentials, bucket))
     except (ApiError, OSError) as exc:
@@ -89,12 +91,7 @@ def watch(
     """The fleet table, redrawn as it changes (and as nodes fall silent); Ctrl-C ends it."""
     from steward.errors import ApiError
 
-    filters: dict[str, Any] = {
-        "node_glob": node_glob,
-        "machine": machine,
-        "state": state,
-        "stale": stale,
-    }
+    filters = _chosen(node_glob, machine, state, stale)
     try:
         asyncio.run(_watch(url, credentials, bucket, filters))
     except KeyboardInterrupt:

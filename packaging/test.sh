@@ -2,7 +2,9 @@
 # Package test (`make package-test`, run by .ci/run), as root on a Debian machine where
 # systemd is not PID 1 and steward is not installed:
 #
-#   build both packages (`make package`) and an upgrade of both at a higher version;
+#   build the packages (`make package`: every target, so that systemd-test.sh finds them) and
+#   an upgrade of them at a higher version; test the Debian 12 amd64 .deb and .rpm here
+#   (STEWARD_PKG_TARGETS=bookworm-amd64 builds those alone: no Docker engine needed);
 #   .deb: dpkg -i, dpkg -V, systemd-analyze verify, start the daemon from the unit's
 #   ExecStart, drop a machine into /etc/steward/machines, watch it reach its states through
 #   `steward status --json`, SIGTERM, edit the config, upgrade, see the edit and the state

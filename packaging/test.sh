@@ -334,7 +334,7 @@ elif [ -s "$RPM" ]; then
     not_ok "rpm: not tested: the deb test left files behind"
 fi
 
-payload=$(du -sh build/package/root/opt/steward 2>/dev/null | cut -f1)
+payload=$(du -sh "$WORK/deb-payload/opt/steward" 2>/dev/null | cut -f1)   # (build/package holds the last target's)
 log "payload ${payload:-?} in /opt/steward; .deb $(du -h "$DEB" 2>/dev/null | cut -f1), .rpm $(du -h "$RPM" 2>/dev/null | cut -f1); $((SECONDS - started)) s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

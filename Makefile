@@ -121,7 +121,8 @@ bench-quick: $(STAMP)
 docker-setup:
 	bash tests/docker/setup.sh
 
-## dist/steward_<version>_amd64.deb and dist/steward-<version>.x86_64.rpm (nfpm, uv; see packaging/)
+## the .deb of Debian 12 and 13, amd64 and arm64, and the .rpm of x86_64 and aarch64 in dist/
+## (nfpm, uv; root and a Docker engine for all but Debian 12 amd64; see packaging/README.md)
 package:
 	bash packaging/build.sh
 
@@ -129,8 +130,9 @@ package:
 package-test:
 	bash packaging/test.sh
 
-## the packages under a real systemd, in a Debian 12 container: readiness, reload, restarts,
-## watchdog, journal priorities, hardening score (root, a Docker engine; CI runs it)
+## the packages under a real systemd, in a container of each target (Debian 12 and 13, amd64
+## and arm64 under qemu): readiness, reload, restarts, watchdog, journal priorities, hardening
+## score (root, a Docker engine; CI runs it)
 systemd-test:
 	bash packaging/systemd-test.sh
 

@@ -2,7 +2,9 @@
 # Package test (`make package-test`, run by .ci/run), as root on a Debian machine where
 # systemd is not PID 1 and steward is not installed:
 #
-#   build both packages (`make package`) and an upgrade of both at a higher version;
+#   build the packages (`make package`: every target, so that systemd-test.sh finds them) and
+#   an upgrade of them at a higher version; test the Debian 12 amd64 .deb and .rpm here
+#   (STEWARD_PKG_TARGETS=bookworm-amd64 builds those alone: no Docker engine needed);
 #   .deb: dpkg -i, dpkg -V, systemd-analyze verify, start the daemon from the unit's
 #   ExecStart, drop a machine into /etc/steward/machines, watch it reach its states through
 #   `steward status --json`, SIGTERM, edit the config, upgrade, see the edit and the state
@@ -332,7 +334,7 @@ elif [ -s "$RPM" ]; then
     not_ok "rpm: not tested: the deb test left files behind"
 fi
 
-payload=$(du -sh build/package/root/opt/steward 2>/dev/null | cut -f1)
+payload=$(du -sh "$WORK/deb-payload/opt/steward" 2>/dev/null | cut -f1)   # (build/package holds the last target's)
 log "payload ${payload:-?} in /opt/steward; .deb $(du -h "$DEB" 2>/dev/null | cut -f1), .rpm $(du -h "$RPM" 2>/dev/null | cut -f1); $((SECONDS - started)) s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -602,17 +602,20 @@ class SqliteStore:
                 for e in events
             ],
         )
-        self._events += len(events)
-        self._bytes += sum(len(e.body) for e in events)
-        if self._events > self.limits.max_events or self._bytes > self.limits.max_bytes:
-            self._trim(db)
+        count = self._events + len(events)
+        size = self._bytes + sum(len(e.body) for e in events)
+        if count > self.limits.max_events or size > self.limits.max_bytes:
+            count, size = self._trim(db, count, size)
+        # published once within the limits: status and metrics read these from other threads
+        self._events, self._bytes = count, size
 
-    def _trim(self, db: sqlite3.Connection) -> None:
-        """Drop events until the outbox is within its limits: the lowest priority first,
-        oldest first within it (the index on (priority, id) finds them)."""
+    def _trim(self, db: sqlite3.Connection, count: int, size: int) -> tuple[int, int]:
+        """Drop events until the outbox (``count`` events, ``size`` bytes) is within its
+        limits: the lowest priority first, oldest first within it (the index on (priority,
+        id) finds them). Returns the new count and size."""
         dropped: dict[str, int] = {}
-        while self._events > self.limits.max_events or self._bytes > self.limits.max_bytes:
-            over = max(self._events - self.limits.max_events, 1)
+        while count > self.limits.max_events or size > self.limits.max_bytes:
+            over = max(count - self.limits.max_events, 1)
             rows = db.execute(
                 "SELECT id, kind, LENGTH(body) FROM outbox ORDER BY priority, id LIMIT ?", (over,)
             ).fetchall()
@@ -621,9 +624,10 @@ class SqliteStore:
             db.executemany("DELETE FROM outbox WHERE id=?", [(r[0],) for r in rows])
             for _, kind, _ in rows:
                 dropped[kind] = dropped.get(kind, 0) + 1
-            self._events -= len(rows)
-            self._bytes -= sum(r[2] for r in rows)
+            count -= len(rows)
+            size -= sum(r[2] for r in rows)
         self._count_drops(db, dropped)
+        return count, size
 
     def _count_drops(self, db: sqlite3.Connection, dropped: dict[str, int]) -> None:
         """Add ``dropped`` (per kind) to the counters, kept in the database, and warn at most

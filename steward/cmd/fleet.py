@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
+from steward.cmd.failure import fail
 from steward.fleet import keys
 from steward.fleet.spec import Format, SpecError, decode, encode
 
 FORMATS = click.Choice([f.value for f in Format])
-
-
-def fail(message: str) -> NoReturn:
-    click.echo(f"steward: error: {message}", err=True)
-    sys.exit(1)
 
 
 @click.group()

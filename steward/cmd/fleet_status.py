@@ -5,24 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from steward.cmd.failure import fail
 from steward.fleet.state import DEFAULT_BUCKET
 
 if TYPE_CHECKING:
     from steward.fleet.state import FleetView
 
 WATCH_REDRAW_EVERY = 0.25  # seconds: a burst of changes redraws once
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"steward: error: {message}", err=True)
-    sys.exit(1)
 
 
 def _filters(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,7 +63,7 @@ def status(
     try:
         view = asyncio.run(_load(url, credentials, bucket))
     except (ApiError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     now = time.time()
     rows = view.rows(now, **filters)
     if as_json:
@@ -97,7 +92,7 @@ def watch(
     except KeyboardInterrupt:
         pass
     except (ApiError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @click.command()
@@ -113,7 +108,7 @@ def purge(node: str, url: str, credentials: str | None, bucket: str) -> None:
     try:
         count = asyncio.run(_purge(node, url, credentials, bucket))
     except (ApiError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"purged {count} keys of node {node} from {bucket}")
 
 

@@ -16,10 +16,11 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from steward.cmd.failure import fail
 from steward.errors import NoSlot, StewardError
 from steward.governor.names import COLLECTIVE, name_problem
 from steward.machine.durations import parse_duration
@@ -32,11 +33,6 @@ USAGE = 2
 RUN_MAX_WAIT = 300.0  # Choria's `governor run --max-wait` default: 5m
 RUN_INTERVAL = 5.0  # Choria's `governor run --interval` default (at least 1s)
 STOP_CHILD = 10.0  # seconds a command has to end after SIGTERM before SIGKILL
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"steward: error: {message}", err=True)
-    sys.exit(code)
 
 
 class Duration(click.ParamType[float]):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import click
 
 from steward import __version__
+from steward.cmd.failure import fail
 from steward.cmd.lazy import LazyChoice, LazyGroup
 
 # Each command imports what it needs in its body: `steward version` must not pay for the
@@ -35,11 +36,6 @@ class Exit(IntEnum):
     USAGE = 2
 
 
-def _fail(message: str, code: int = Exit.FAILURE) -> None:
-    click.echo(f"steward: error: {message}", err=True)
-    sys.exit(code)
-
-
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn steward's own errors into one line and exit 1."""
 
@@ -52,7 +48,7 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
 
             if not isinstance(exc, StewardError):
                 raise
-            _fail(str(exc))
+            fail(str(exc))
             raise AssertionError("unreachable") from exc
 
     return wrapper
@@ -196,11 +192,11 @@ def validate(
     for p in paths:
         path = Path(p)
         if not path.exists():
-            _fail(f"{p}: no such file or directory")
+            fail(f"{p}: no such file or directory")
         try:
             sources.extend(sources_for(path))
         except OSError as exc:
-            _fail(f"{p}: {exc.strerror or exc}")
+            fail(f"{p}: {exc.strerror or exc}")
     report = load_sources(sources, default_registry(), check_permissions=not insecure_permissions)
     errors = report.errors
     if as_json:
@@ -231,7 +227,7 @@ def validate(
                 err=True,
             )
     if not sources:
-        _fail("no machine definitions found in " + ", ".join(paths))
+        fail("no machine definitions found in " + ", ".join(paths))
     sys.exit(Exit.FAILURE if errors else Exit.OK)
 
 
@@ -277,7 +273,7 @@ def status(
     if machine is not None:
         data["machines"] = [m for m in data["machines"] if m["name"] == machine]
         if not data["machines"]:
-            _fail(f"no machine named {machine!r} on node {data.get('node')}")
+            fail(f"no machine named {machine!r} on node {data.get('node')}")
     if as_json:
         _dump(data)
     else:
@@ -400,7 +396,7 @@ def events(
         )
 
     if node and not nats_url:
-        _fail("--node needs --nats (the local daemon only has its own node's events)", Exit.USAGE)
+        fail("--node needs --nats (the local daemon only has its own node's events)", Exit.USAGE)
     if not nats_url:
         client.require_socket()
     try:
@@ -429,7 +425,7 @@ def graph(path: str, fmt: str) -> None:
 
     sources = sources_for(Path(path))
     if len(sources) != 1:
-        _fail(f"{path}: expected one machine, found {len(sources)}", Exit.USAGE)
+        fail(f"{path}: expected one machine, found {len(sources)}", Exit.USAGE)
     try:
         spec = load_machine(sources[0].path, default_registry(), directory=sources[0].directory)
     except SpecError as exc:

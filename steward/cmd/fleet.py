@@ -13,6 +13,7 @@ import click
 from steward.cmd.failure import fail
 from steward.fleet import keys
 from steward.fleet.spec import Format, SpecError, decode, encode
+from steward.fleet.state import DEFAULT_BUCKET
 
 FORMATS = click.Choice([f.value for f in Format])
 
@@ -258,18 +259,12 @@ def _pack_directory(
 )
 @click.option("--nats", "url", required=True, help="NATS URL")
 @click.option("--credentials", type=click.Path(exists=True), help="NATS credentials file")
-@click.option("--bucket", default="STEWARD_FLEET", show_default=True, help="the fleet KV bucket")
+@click.option("--bucket", default=DEFAULT_BUCKET, show_default=True, help="the fleet KV bucket")
 def dashboard(listen: str, url: str, credentials: str | None, bucket: str) -> None:
     """Serve a live web page of the fleet: nodes, machines, states, graphs, history (read-only)."""
-    from steward.daemon.config import parse_listen
     from steward.errors import ApiError
 
-    try:
-        address = parse_listen(listen)
-    except ValueError as exc:
-        fail(f"--listen {exc}")
-    if address is None:
-        fail("--listen must be HOST:PORT")
+    address = _listen_address(listen)
     try:
         asyncio.run(_dashboard(address, url, credentials, bucket))
     except (ApiError, OSError) as exc:
@@ -340,16 +335,10 @@ async def _dashboard(
 def demo(machines: Path, listen: str) -> None:
     """A fleet on this box: nats-server (JetStream), three daemons (web1, web2, db1) on copies of
     MACHINES, and the dashboard; Ctrl-C stops everything."""
-    from steward.daemon.config import parse_listen
     from steward.errors import ApiError, ConfigError
     from steward.fleet.demo import FleetDemo
 
-    try:
-        address = parse_listen(listen)
-    except ValueError as exc:
-        fail(f"--listen {exc}")
-    if address is None:
-        fail("--listen must be HOST:PORT")
+    address = _listen_address(listen)
     fleet_demo = FleetDemo(machines.resolve())
     try:
         click.echo(f"starting nats-server and {len(fleet_demo.nodes)} daemons in {fleet_demo.base}")
@@ -360,12 +349,23 @@ def demo(machines: Path, listen: str) -> None:
             "maintenance.flag"
         )
         asyncio.run(
-            _dashboard(
-                address, fleet_demo.nats_url, None, "STEWARD_FLEET", wait=20.0, banner=banner
-            )
+            _dashboard(address, fleet_demo.nats_url, None, DEFAULT_BUCKET, wait=20.0, banner=banner)
         )
     except (ApiError, ConfigError, OSError) as exc:
         fail(str(exc))
     finally:
         click.echo("stopping the daemons and nats-server")
         fleet_demo.stop()
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    """``--listen HOST:PORT``, or a one-line error."""
+    from steward.daemon.config import parse_listen
+
+    try:
+        address = parse_listen(text)
+    except ValueError as exc:
+        fail(f"--listen {exc}")
+    if address is None:
+        fail("--listen must be HOST:PORT")
+    return address

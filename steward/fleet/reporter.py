@@ -85,7 +85,6 @@ class FleetReporter:
         self._revisions: dict[str, int] = {}  # key -> the revision we last saw or wrote
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._outcomes: dict[tuple[str, str], str | None] = {}
         self._ttl_refused = False
 
     # what the node tells it ----------------------------------------------------------------
@@ -101,10 +100,6 @@ class FleetReporter:
         self._dirty.add(name)
         self._graphs.discard(name)
         self._wake.set()
-
-    def watchers_changed(self, machine: RunningMachine) -> None:
-        """A watcher's outcome changed (the entry lists each watcher's last outcome)."""
-        self.machine_changed(machine)
 
     # lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:

@@ -110,18 +110,6 @@ class HistoryEntry:
             "cause": self.cause.as_dict(),
         }
 
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> HistoryEntry:
-        return cls(
-            int(raw["seq"]),
-            float(raw["at"]),
-            str(raw["transition"]),
-            str(raw["from_state"]),
-            str(raw["to_state"]),
-            str(raw.get("version", "")),
-            Cause.from_dict(raw.get("cause") or {}),
-        )
-
 
 def _bounded(value: Any, depth: int) -> Any:
     """``value`` made JSON-safe and small: strings cut, collections capped, depth limited."""

@@ -1,4 +1,4 @@
-"""The control API: HTTP on a Unix socket (mode 0660).
+"""The control API: HTTP/1.1 on a Unix socket (mode 0660), served by ``httpd``.
 
     GET  /v1/status                              node, machines, load problems, events
     GET  /v1/machines/{name}                     one machine
@@ -9,7 +9,8 @@
     GET  /v1/events?follow=1&…                   Server-Sent Events: the recent ones, then live
 
 Errors are JSON ``{"error": "..."}`` with 404 (no such machine), 409 (transition rejected),
-400 (bad request) or 500.
+400 (bad request) or 500; the server's own (no such route 404, wrong method 405, malformed
+request 400, body over 1 MiB 413) are ``text/plain``, as aiohttp answered them.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
+from steward.daemon.httpd import EventStream, HttpServer, Request, Response, Routes, Send
 from steward.errors import ConfigError, MachineNotFound, StoreError, TransitionRejected
 from steward.events.envelope import Envelope, EventKind
 
@@ -35,27 +35,27 @@ MAX_UNIX_PATH = 107
 HISTORY_LIMIT = 100  # transitions /history answers with unless asked for another number
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(status, json.dumps(data, default=str).encode())
 
 
-def build_app(daemon: Daemon) -> web.Application:
-    routes = web.RouteTableDef()
+def build_routes(daemon: Daemon) -> Routes:
+    routes = Routes()
 
     @routes.get("/v1/status")
-    async def status(_: web.Request) -> web.Response:
+    async def status(_: Request) -> Response:
         return _json(daemon.status())
 
     @routes.get("/v1/machines/{name}")
-    async def machine(request: web.Request) -> web.Response:
+    async def machine(request: Request) -> Response:
         try:
-            return _json(daemon.node.get(request.match_info["name"]).status())
+            return _json(daemon.node.get(request.params["name"]).status())
         except MachineNotFound as exc:
             return _json({"error": str(exc)}, 404)
 
     @routes.get("/v1/machines/{name}/history")
-    async def history(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
+    async def history(request: Request) -> Response:
+        name = request.params["name"]
         try:
             limit = int(request.query.get("limit", str(HISTORY_LIMIT)))
         except ValueError:
@@ -74,16 +74,16 @@ def build_app(daemon: Daemon) -> web.Application:
         return _json([e.as_dict() for e in entries])
 
     @routes.post("/v1/machines/{name}/transition")
-    async def transition(request: web.Request) -> web.Response:
+    async def transition(request: Request) -> Response:
         try:
-            body = await request.json()
+            body = json.loads(request.body)
         except ValueError:
             return _json({"error": 'body must be JSON: {"transition": NAME}'}, 400)
         name = body.get("transition") if isinstance(body, dict) else None
         if not isinstance(name, str) or not name:
             return _json({"error": 'body must be JSON: {"transition": NAME}'}, 400)
         try:
-            machine = daemon.node.get(request.match_info["name"])
+            machine = daemon.node.get(request.params["name"])
             result = await machine.fire(name, cause="manual")
         except MachineNotFound as exc:
             return _json({"error": str(exc)}, 404)
@@ -94,7 +94,7 @@ def build_app(daemon: Daemon) -> web.Application:
         return _json(result.as_dict())
 
     @routes.get("/v1/events")
-    async def events(request: web.Request) -> web.StreamResponse:
+    async def events(request: Request) -> Response | EventStream:
         q = request.query
         try:
             kind = EventKind(q["type"]) if q.get("type") else None
@@ -104,37 +104,32 @@ def build_app(daemon: Daemon) -> web.Application:
             return _json({"error": f"type must be one of {kinds}; recent a number"}, 400)
         machine = q.get("machine") or None
         local = daemon.events.local
-        backlog = local.recent(machine, kind, recent) if recent > 0 else []
         if q.get("follow") not in ("1", "true", "yes"):
-            return web.Response(
-                body=b"[" + b",".join(e.body for e in backlog) + b"]",
-                content_type="application/json",
-            )
-        sub = local.subscribe(machine, kind)
-        resp = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        await resp.prepare(request)
-        try:
-            for env in backlog:
-                await resp.write(_sse(env))
-            while True:
-                try:
-                    async with asyncio.timeout(KEEPALIVE):
-                        env = await sub.next()
-                except TimeoutError:
-                    await resp.write(b": keepalive\n\n")
-                    continue
-                await resp.write(_sse(env))
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            sub.close()
-        return resp
+            backlog = local.recent(machine, kind, recent) if recent > 0 else []
+            body = b"[" + b",".join(e.body for e in backlog) + b"]"
+            return Response(body=body, content_type="application/json")
 
-    app = web.Application()
-    app.add_routes(routes)
-    return app
+        async def follow(send: Send) -> None:
+            # the backlog and the subscription in one step: no event falls between them
+            backlog = local.recent(machine, kind, recent) if recent > 0 else []
+            sub = local.subscribe(machine, kind)
+            try:
+                for env in backlog:
+                    await send(_sse(env))
+                while True:
+                    try:
+                        async with asyncio.timeout(KEEPALIVE):
+                            env = await sub.next()
+                    except TimeoutError:
+                        await send(b": keepalive\n\n")
+                        continue
+                    await send(_sse(env))
+            finally:
+                sub.close()
+
+        return EventStream(follow)
+
+    return routes
 
 
 def _sse(env: Envelope) -> bytes:
@@ -150,8 +145,7 @@ class ControlSocket:
 
     def __init__(self, daemon: Daemon, path: Path) -> None:
         self.path = path
-        # open event streams must not hold a stopping daemon up
-        self._runner = web.AppRunner(build_app(daemon), access_log=None, shutdown_timeout=1.0)
+        self._server = HttpServer(build_routes(daemon))
 
     async def start(self) -> None:
         if len(str(self.path).encode()) > MAX_UNIX_PATH:
@@ -161,13 +155,12 @@ class ControlSocket:
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(self.path)
-        await self._runner.setup()
-        site = web.UnixSite(self._runner, str(self.path))
-        await site.start()
+        await self._server.start_unix(str(self.path))
         self.path.chmod(SOCKET_MODE)
 
     async def stop(self) -> None:
-        await self._runner.cleanup()
+        """Ends open event streams cleanly; a running request gets a second to finish."""
+        await self._server.stop()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 

@@ -116,7 +116,5 @@ def setup_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiohttp's access log is noise for a local control socket
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # watchfiles logs every batch of file changes at info; the reload logs what matters
     logging.getLogger("watchfiles").setLevel(logging.WARNING)

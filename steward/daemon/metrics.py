@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -35,6 +34,7 @@ from prometheus_client.utils import floatToGoString
 
 from steward.broker.link import NatsLink, NoNats
 from steward.clock import Clock
+from steward.daemon.httpd import HttpServer, Request, Response, Routes
 from steward.events.envelope import EventKind
 from steward.events.outbox import OutboxStats
 from steward.events.publisher import NoPublisher, Publisher
@@ -404,15 +404,15 @@ def perfdata_values(payload: Mapping[str, Any]) -> dict[str, float]:
 
 
 class MetricsServer:
-    """``GET /metrics`` over aiohttp on the event loop; ``start()`` binds, ``stop()`` closes."""
+    """``GET /metrics`` (``httpd``) on the event loop; ``start()`` binds, ``stop()`` closes."""
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
         self.host = host
         self.port = port  # 0 until start() binds, if 0 was asked for
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
         self._registry = registry
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        routes = Routes()
+        routes.get("/metrics")(self._metrics)
+        self._server = HttpServer(routes)
 
     @property
     def listen(self) -> str:
@@ -421,21 +421,15 @@ class MetricsServer:
 
     async def start(self) -> None:
         """Bind; OSError if the address is taken or cannot be assigned."""
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError:
-            await self._runner.cleanup()
-            raise
-        for address in self._runner.addresses:
+        await self._server.start_tcp(self.host, self.port)
+        for sock in self._server.sockets:
+            address = sock.getsockname()
             if isinstance(address, tuple) and len(address) >= 2:
                 self.port = int(address[1])
                 break
 
     async def stop(self) -> None:
-        await self._runner.cleanup()
+        await self._server.stop()
 
-    async def _metrics(self, _: web.Request) -> web.Response:
-        body = generate_latest(self._registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def _metrics(self, _: Request) -> Response:
+        return Response(body=generate_latest(self._registry), content_type=CONTENT_TYPE_LATEST)

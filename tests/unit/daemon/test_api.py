@@ -1,4 +1,5 @@
-"""The control API's history route, on a real store, through aiohttp's test server."""
+"""The control API's history route, on a real store, served on a real Unix socket and asked
+through aiohttp's client (an HTTP client that is not ours)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from steward.daemon.api import build_app
+from steward.daemon.api import ControlSocket
 from steward.daemon.node import Node
 from steward.machine.persistence import SqliteStore
 from tests.support.fakes import node_services
@@ -18,17 +19,21 @@ from tests.support.machines import machine_spec
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[tuple[Node, TestClient[Any, Any]]]:
+async def api(tmp_path: Path) -> AsyncIterator[tuple[Node, aiohttp.ClientSession]]:
     store = SqliteStore(tmp_path / "steward.db")
     await store.open()
     node = Node(node_services(store=store))
     daemon: Any = SimpleNamespace(node=node, store=store)
-    client = TestClient(TestServer(build_app(daemon)))
-    await client.start_server()
+    server = ControlSocket(daemon, tmp_path / "api.sock")
+    await server.start()
+    client = aiohttp.ClientSession(
+        "http://steward", connector=aiohttp.UnixConnector(path=str(server.path))
+    )
     try:
         yield node, client
     finally:
         await client.close()
+        await server.stop()
         await node.stop()
         await store.close()
 

@@ -15,16 +15,15 @@ import logging
 import random
 from typing import TYPE_CHECKING, Any
 
-import nats
-from nats.aio.client import Client
-
 from steward.broker.link import ConnectionState
+from steward.broker.nats_import import import_nats
 from steward.broker.reconnect import ReconnectPlan
 from steward.broker.settings import NatsSettings
 from steward.clock import Clock, SystemClock
 from steward.errors import NatsUnavailable
 
 if TYPE_CHECKING:
+    from nats.aio.client import Client
     from nats.js import JetStreamContext
 
 log = logging.getLogger("steward.nats")
@@ -48,6 +47,7 @@ class NatsConnection:
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        import_nats(settings.servers)  # before anything else imports it: aiohttp only for ws://
         self.settings = settings
         self.name = name
         self.reconnect_plan = ReconnectPlan(
@@ -126,6 +126,8 @@ class NatsConnection:
 
     # connecting ------------------------------------------------------------------------------
     async def _connect(self) -> None:
+        import nats  # imported by import_nats in __init__
+
         backoff = BACKOFF_START
         while True:
             try:

@@ -25,12 +25,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol
-
-from nats.aio.client import Client
-from nats.errors import Error as NatsError
-from nats.js.api import StreamConfig
-from nats.js.errors import NotFoundError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from steward.broker.link import NatsLink
 from steward.broker.settings import StreamLimits
@@ -38,6 +33,14 @@ from steward.clock import Clock, SystemClock
 from steward.errors import StoreError
 from steward.events.drain import DrainPace, DrainSettings, is_overload
 from steward.events.outbox import Outbox, OutboxRow
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js.api import StreamConfig
+
+# nats-py is imported where it is used, not here: metrics and the pipeline import this module
+# for NoPublisher, and a daemon without NATS never loads nats-py (nor, through it, aiohttp);
+# with NATS, NatsConnection has imported it first (steward/broker/nats_import.py)
 
 log = logging.getLogger("steward.events")
 
@@ -224,6 +227,8 @@ class NatsPublisher:
 
     async def _send(self, nc: Client, rows: list[OutboxRow]) -> tuple[int, BaseException | None]:
         """Publish rows; how many of them (a prefix) NATS confirmed, and the error if any."""
+        from nats.errors import Error as NatsError
+
         confirmed = 0
         error: BaseException | None = None
         try:
@@ -261,6 +266,9 @@ class NatsPublisher:
         )
 
     async def _ensure_stream(self, nc: Client) -> None:
+        from nats.errors import Error as NatsError
+        from nats.js.errors import NotFoundError
+
         assert self.stream is not None
         js = nc.jetstream()
         wanted = stream_config(self.stream, self._subjects, self._replicas, self._limits)
@@ -306,6 +314,8 @@ def stream_config(
 ) -> StreamConfig:
     """The events stream as steward creates it: file storage, limits retention (the oldest
     events go when a limit is reached), ``replicas`` copies."""
+    from nats.js.api import StreamConfig
+
     return StreamConfig(
         name=name,
         subjects=subjects,

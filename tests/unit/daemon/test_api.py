@@ -3,6 +3,8 @@ through aiohttp's client (an HTTP client that is not ours)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,11 +13,16 @@ from typing import Any
 import aiohttp
 import pytest
 
+from steward.daemon import api as api_module
 from steward.daemon.api import ControlSocket
 from steward.daemon.node import Node
+from steward.events.envelope import Envelope, EventKind
+from steward.events.local import LocalEvents
 from steward.machine.persistence import SqliteStore
 from tests.support.fakes import node_services
 from tests.support.machines import machine_spec
+
+DEADLINE = 5.0
 
 
 @pytest.fixture
@@ -75,3 +82,39 @@ async def test_an_unknown_machine_is_404_and_a_bad_limit_400(api: Any) -> None:
     for limit in ("0", "-3", "many"):
         resp = await client.get("/v1/machines/m/history", params={"limit": limit})
         assert resp.status == 400, limit
+
+
+def envelope(n: int) -> Envelope:
+    body = json.dumps({"id": f"e{n}", "subject": "m"}).encode()
+    return Envelope(f"e{n}", EventKind.TRANSITION, "m", "steward.events.n.m.transition", body)
+
+
+async def test_follow_sends_the_backlog_then_live_events_and_ends_when_the_daemon_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_module, "KEEPALIVE", 0.05)
+    local = LocalEvents()
+    local.deliver([envelope(1)])
+    daemon: Any = SimpleNamespace(events=SimpleNamespace(local=local))
+    server = ControlSocket(daemon, tmp_path / "api.sock")
+    await server.start()
+    connector = aiohttp.UnixConnector(path=str(server.path))
+    async with aiohttp.ClientSession("http://steward", connector=connector) as client:
+        resp = await client.get("/v1/events", params={"follow": "1"})
+        assert (resp.status, resp.headers["Content-Type"], resp.headers["Cache-Control"]) == (
+            200,
+            "text/event-stream",
+            "no-cache",
+        )
+        async with asyncio.timeout(DEADLINE):
+            first = await resp.content.readuntil(b"\n\n")
+            assert first == b'id: e1\nevent: transition\ndata: {"id": "e1", "subject": "m"}\n\n'
+            assert await resp.content.readuntil(b": keepalive\n\n")
+            local.deliver([envelope(2)])
+            assert b"id: e2\n" in await resp.content.readuntil(b"id: e2\n")
+            stopping = asyncio.ensure_future(server.stop())
+            rest = await resp.content.read()  # a clean end of the chunked body, not a cut
+            await stopping
+        assert b"event: transition\ndata: " in rest
+        assert not server.path.exists()
+        resp.release()

@@ -1,0 +1,58 @@
+"""The watcher registry: the shipped types load on first use; duplicates are refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from steward.watchers.registry import SHIPPED, WatcherRegistry, default_registry
+from steward.watchers.timer import TimerWatcher
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_every_shipped_type_loads_and_is_named_as_listed() -> None:
+    registry = default_registry()
+    assert registry.names() == sorted(SHIPPED)
+    for name in SHIPPED:
+        watcher_type = registry.get(name)
+        assert watcher_type is not None and name == watcher_type.TYPE
+    assert registry.get("nope") is None
+
+
+def test_a_type_is_imported_only_when_asked_for() -> None:
+    code = (
+        "import sys\n"
+        "from steward.watchers.registry import default_registry\n"
+        "r = default_registry()\n"
+        "r.names()\n"
+        "r.get('timer')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('steward.watchers.')"
+        " and m.rsplit('.', 1)[1] in r.names()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO)},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['steward.watchers.timer']"
+
+
+def test_a_name_is_registered_once() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        WatcherRegistry([TimerWatcher], lazy={"timer": "steward.watchers.timer:TimerWatcher"})
+    with pytest.raises(ValueError, match="already registered"):
+        WatcherRegistry([TimerWatcher, TimerWatcher])
+
+
+def test_a_lazy_entry_naming_another_type_is_an_error() -> None:
+    registry = WatcherRegistry(lazy={"exec": "steward.watchers.timer:TimerWatcher"})
+    with pytest.raises(ValueError, match="is watcher type 'timer', not 'exec'"):
+        registry.get("exec")

@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 from steward.watchers.base import Watcher
 
 # type name -> "module:class"
-SHIPPED: Mapping[str, str] = {
-    "exec": "steward.watchers.exec:ExecWatcher",
-    "timer": "steward.watchers.timer:TimerWatcher",
-    "file": "steward.watchers.file:FileWatcher",
-    "health": "steward.watchers.health:HealthWatcher",
-    "nagios": "steward.watchers.nagios:NagiosWatcher",
-    "schedule": "steward.watchers.schedule:ScheduleWatcher",
-    "docker": "steward.watchers.docker:DockerWatcher",
-    "gossip": "steward.watchers.gossip:GossipWatcher",
-    "metric": "steward.watchers.metric:MetricWatcher",
-    "expression": "steward.watchers.expression:ExpressionWatcher",
-    "kv": "steward.watchers.kv:KvWatcher",
-    "archive": "steward.watchers.archive:ArchiveWatcher",
-    "machines": "steward.watchers.machines:MachinesWatcher",
-    "plugins": "steward.watchers.plugins:PluginsWatcher",
-}
+SHIPPED: Mapping[str, str] = MappingProxyType(
+    {
+        "exec": "steward.watchers.exec:ExecWatcher",
+        "timer": "steward.watchers.timer:TimerWatcher",
+        "file": "steward.watchers.file:FileWatcher",
+        "health": "steward.watchers.health:HealthWatcher",
+        "nagios": "steward.watchers.nagios:NagiosWatcher",
+        "schedule": "steward.watchers.schedule:ScheduleWatcher",
+        "docker": "steward.watchers.docker:DockerWatcher",
+        "gossip": "steward.watchers.gossip:GossipWatcher",
+        "metric": "steward.watchers.metric:MetricWatcher",
+        "expression": "steward.watchers.expression:ExpressionWatcher",
+        "kv": "steward.watchers.kv:KvWatcher",
+        "archive": "steward.watchers.archive:ArchiveWatcher",
+        "machines": "steward.watchers.machines:MachinesWatcher",
+        "plugins": "steward.watchers.plugins:PluginsWatcher",
+    }
+)
 
 
 class WatcherRegistry:

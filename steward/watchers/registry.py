@@ -1,63 +1,72 @@
-"""Watcher types by name. Passed in, never global: tests build registries with fakes."""
+"""Watcher types by name. Passed in, never global: tests build registries with fakes.
+
+The default registry names every type steward ships with the module that holds it, and
+imports a type's module the first time that type is asked for: ``steward validate`` of
+exec and timer machines does not load the archive, docker or kv watchers (nor their
+imports), and neither does a daemon that runs none.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from steward.watchers.base import Watcher
+if TYPE_CHECKING:
+    from steward.watchers.base import Watcher
+
+# type name -> "module:class", in the order they are documented
+SHIPPED = {
+    "exec": "steward.watchers.exec:ExecWatcher",
+    "timer": "steward.watchers.timer:TimerWatcher",
+    "file": "steward.watchers.file:FileWatcher",
+    "health": "steward.watchers.health:HealthWatcher",
+    "nagios": "steward.watchers.nagios:NagiosWatcher",
+    "schedule": "steward.watchers.schedule:ScheduleWatcher",
+    "docker": "steward.watchers.docker:DockerWatcher",
+    "gossip": "steward.watchers.gossip:GossipWatcher",
+    "metric": "steward.watchers.metric:MetricWatcher",
+    "expression": "steward.watchers.expression:ExpressionWatcher",
+    "kv": "steward.watchers.kv:KvWatcher",
+    "archive": "steward.watchers.archive:ArchiveWatcher",
+    "machines": "steward.watchers.machines:MachinesWatcher",
+    "plugins": "steward.watchers.plugins:PluginsWatcher",
+}
 
 
 class WatcherRegistry:
-    def __init__(self, types: Iterable[type[Watcher]] = ()) -> None:
+    def __init__(
+        self, types: Iterable[type[Watcher]] = (), *, lazy: Mapping[str, str] | None = None
+    ) -> None:
         self._types: dict[str, type[Watcher]] = {}
+        self._lazy: dict[str, str] = dict(lazy or {})  # name -> "module:class", loaded on get
         for t in types:
             self.register(t)
 
     def register(self, watcher_type: type[Watcher]) -> None:
         name = watcher_type.TYPE
-        if name in self._types:
+        if name in self._types or name in self._lazy:
             raise ValueError(f"watcher type {name!r} is already registered")
         self._types[name] = watcher_type
 
     def get(self, name: str) -> type[Watcher] | None:
-        return self._types.get(name)
+        found = self._types.get(name)
+        if found is None and name in self._lazy:  # nothing removed: safe from two threads
+            found = self._types.setdefault(name, _load(name, self._lazy[name]))
+        return found
 
     def names(self) -> list[str]:
-        return sorted(self._types)
+        return sorted({*self._types, *self._lazy})
+
+
+def _load(name: str, where: str) -> type[Watcher]:
+    module, _, attribute = where.partition(":")
+    watcher_type: type[Watcher] = getattr(importlib.import_module(module), attribute)
+    if name != watcher_type.TYPE:
+        raise ValueError(f"{where} is watcher type {watcher_type.TYPE!r}, registered as {name!r}")
+    return watcher_type
 
 
 def default_registry() -> WatcherRegistry:
-    """The watcher types steward ships."""
-    from steward.watchers import archive as archive_watcher
-    from steward.watchers import docker as docker_watcher
-    from steward.watchers import exec as exec_watcher
-    from steward.watchers import expression as expression_watcher
-    from steward.watchers import file as file_watcher
-    from steward.watchers import gossip as gossip_watcher
-    from steward.watchers import health as health_watcher
-    from steward.watchers import kv as kv_watcher
-    from steward.watchers import machines as machines_watcher
-    from steward.watchers import metric as metric_watcher
-    from steward.watchers import nagios as nagios_watcher
-    from steward.watchers import plugins as plugins_watcher
-    from steward.watchers import schedule as schedule_watcher
-    from steward.watchers import timer as timer_watcher
-
-    return WatcherRegistry(
-        [
-            exec_watcher.ExecWatcher,
-            timer_watcher.TimerWatcher,
-            file_watcher.FileWatcher,
-            health_watcher.HealthWatcher,
-            nagios_watcher.NagiosWatcher,
-            schedule_watcher.ScheduleWatcher,
-            docker_watcher.DockerWatcher,
-            gossip_watcher.GossipWatcher,
-            metric_watcher.MetricWatcher,
-            expression_watcher.ExpressionWatcher,
-            kv_watcher.KvWatcher,
-            archive_watcher.ArchiveWatcher,
-            machines_watcher.MachinesWatcher,
-            plugins_watcher.PluginsWatcher,
-        ]
-    )
+    """The watcher types steward ships, each loaded when first asked for."""
+    return WatcherRegistry(lazy=SHIPPED)

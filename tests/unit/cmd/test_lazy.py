@@ -65,10 +65,20 @@ def test_status_imports_no_daemon_server_watcher_or_aiohttp(tmp_path: Path) -> N
     )
 
 
-def test_validate_does_not_import_aiohttp() -> None:
-    modules = imported_by("validate", str(REPO / "machines"))
+def test_validate_imports_neither_aiohttp_nor_the_watcher_types_it_does_not_meet() -> None:
+    modules = imported_by("validate", str(REPO / "machines"))  # exec, file, health, schedule, timer
     assert "steward.watchers.health" in modules
-    assert not heavy(modules, "aiohttp", "nats", "steward.daemon.server", "steward.daemon.api")
+    assert not heavy(
+        modules,
+        "aiohttp",
+        "nats",
+        "steward.daemon.server",
+        "steward.daemon.api",
+        "steward.watchers.archive",
+        "steward.watchers.docker",
+        "steward.watchers.kv",
+        "steward.watchers.expression",
+    )
 
 
 def test_lazy_subcommands_are_listed_and_run() -> None:

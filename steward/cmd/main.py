@@ -343,8 +343,122 @@ def _json_option(parser: Parser, help: str = "Print JSON.") -> None:
     parser.add_argument("--json", dest="as_json", action="store_true", help=help)
 
 
+def _run_arguments(parser: Parser) -> None:
+    parser.add_argument(
+        "--machines", dest="machines_dir", type=path(file_okay=False), help="Machines directory."
+    )
+    parser.add_argument(
+        "--state-dir", type=path(file_okay=False), help="State directory (database, socket)."
+    )
+    parser.add_argument("--node", help="This node's name (default: the host name).")
+    parser.add_argument(
+        "--config", dest="config_file", type=path(dir_okay=False), help="Config file."
+    )
+    parser.add_argument("--socket", type=path(dir_okay=False), help="Control socket path.")
+    parser.add_argument("--log-format", choices=["auto", "json", "text"], help="Log format.")
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="Log level."
+    )
+    parser.add_argument(
+        "--insecure-permissions",
+        action="store_true",
+        help="Development only: accept machine files writable by group/other or owned by others.",
+    )
+    parser.add_argument(
+        "--nats-server", dest="nats_servers", action="append", help="NATS URL (repeatable)."
+    )
+    parser.add_argument(
+        "--nats-stream", help="JetStream stream to publish into (default: core NATS)."
+    )
+    parser.add_argument("--nats-credentials", type=path(dir_okay=False), help="NATS .creds file.")
+    parser.add_argument(
+        "--metrics-listen",
+        metavar="ADDR",
+        help="Prometheus endpoint HOST:PORT (default 127.0.0.1:9464; port 0: any free; off: none).",
+    )
+    parser.add_argument(
+        "--facts",
+        type=path(dir_okay=False),
+        help="The node's facts: a JSON or YAML (.yaml/.yml) file holding a mapping.",
+    )
+
+
+def _validate_arguments(parser: Parser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    _json_option(parser, "Print problems as JSON.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="Print only problems.")
+    parser.add_argument(
+        "--insecure-permissions", action="store_true", help="Do not check file modes and owners."
+    )
+
+
+def _status_arguments(parser: Parser) -> None:
+    parser.add_argument("machine", nargs="?", metavar="MACHINE")
+    _json_option(parser)
+    _client_options(parser)
+
+
+def _transition_arguments(parser: Parser) -> None:
+    parser.add_argument("machine", metavar="MACHINE")
+    parser.add_argument("name", metavar="NAME")
+    _json_option(parser)
+    _client_options(parser)
+
+
+def _history_arguments(parser: Parser) -> None:
+    parser.add_argument("machine", metavar="MACHINE")
+    parser.add_argument(
+        "-n",
+        "--limit",
+        default=20,
+        type=int_range(1),
+        help="The last N transitions.  [default: 20]",
+    )
+    _json_option(parser, "Print the transitions as a JSON list.")
+    _client_options(parser)
+
+
+def _events_arguments(parser: Parser) -> None:
+    parser.add_argument("-f", "--follow", action="store_true", help="Keep streaming new events.")
+    parser.add_argument(
+        "--nats", dest="nats_url", help="Subscribe to a whole fleet through this NATS server."
+    )
+    parser.add_argument("--node", help="Only this node's events (with --nats).")
+    parser.add_argument("--machine", help="Only this machine's events.")
+    parser.add_argument(
+        "--type",
+        dest="kind",
+        choices=LazyChoices(_event_kinds),
+        metavar="TYPE",  # argparse reads the choices for a metavar when the option is added
+        help="Only this kind: %(choices)s.",
+    )
+    parser.add_argument(
+        "-n", "--limit", default=20, type=int, help="Recent events to show first.  [default: 20]"
+    )
+    parser.add_argument(
+        "--prefix",
+        default="steward.events",
+        help="NATS subject prefix.  [default: steward.events]",
+    )
+    parser.add_argument("--nats-credentials", type=path(dir_okay=False), help="NATS .creds file.")
+    _json_option(parser, "Print each CloudEvent as JSON.")
+    _client_options(parser)
+
+
+def _graph_arguments(parser: Parser) -> None:
+    parser.add_argument("path", type=path(exists=True), metavar="PATH")
+    parser.add_argument(
+        "--format", dest="fmt", choices=["dot", "mermaid"], default="dot", help="[default: dot]"
+    )
+
+
+def _version_arguments(parser: Parser) -> None:
+    _json_option(parser)
+
+
 def build_parser() -> Parser:
-    """The whole command line; ``governor`` and ``fleet`` add theirs when used."""
+    """The whole command line: the commands' names and help lines; each command adds its
+    arguments (``governor`` and ``fleet`` their subcommands) when it is used."""
     parser = Parser(prog="steward", description=DESCRIPTION)
     parser.add_argument(
         "-V",
@@ -354,106 +468,14 @@ def build_parser() -> Parser:
         help="Show the version and exit.",
     )
     commands = parser.subcommands()
-
-    p = command(commands, run)
-    p.add_argument(
-        "--machines", dest="machines_dir", type=path(file_okay=False), help="Machines directory."
-    )
-    p.add_argument(
-        "--state-dir", type=path(file_okay=False), help="State directory (database, socket)."
-    )
-    p.add_argument("--node", help="This node's name (default: the host name).")
-    p.add_argument("--config", dest="config_file", type=path(dir_okay=False), help="Config file.")
-    p.add_argument("--socket", type=path(dir_okay=False), help="Control socket path.")
-    p.add_argument("--log-format", choices=["auto", "json", "text"], help="Log format.")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="Log level.")
-    p.add_argument(
-        "--insecure-permissions",
-        action="store_true",
-        help="Development only: accept machine files writable by group/other or owned by others.",
-    )
-    p.add_argument(
-        "--nats-server", dest="nats_servers", action="append", help="NATS URL (repeatable)."
-    )
-    p.add_argument("--nats-stream", help="JetStream stream to publish into (default: core NATS).")
-    p.add_argument("--nats-credentials", type=path(dir_okay=False), help="NATS .creds file.")
-    p.add_argument(
-        "--metrics-listen",
-        metavar="ADDR",
-        help="Prometheus endpoint HOST:PORT (default 127.0.0.1:9464; port 0: any free; off: none).",
-    )
-    p.add_argument(
-        "--facts",
-        type=path(dir_okay=False),
-        help="The node's facts: a JSON or YAML (.yaml/.yml) file holding a mapping.",
-    )
-
-    p = command(commands, validate)
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    _json_option(p, "Print problems as JSON.")
-    p.add_argument("-q", "--quiet", action="store_true", help="Print only problems.")
-    p.add_argument(
-        "--insecure-permissions", action="store_true", help="Do not check file modes and owners."
-    )
-
-    p = command(commands, status)
-    p.add_argument("machine", nargs="?", metavar="MACHINE")
-    _json_option(p)
-    _client_options(p)
-
-    p = command(commands, transition)
-    p.add_argument("machine", metavar="MACHINE")
-    p.add_argument("name", metavar="NAME")
-    _json_option(p)
-    _client_options(p)
-
-    p = command(commands, history)
-    p.add_argument("machine", metavar="MACHINE")
-    p.add_argument(
-        "-n",
-        "--limit",
-        default=20,
-        type=int_range(1),
-        help="The last N transitions.  [default: 20]",
-    )
-    _json_option(p, "Print the transitions as a JSON list.")
-    _client_options(p)
-
-    p = command(commands, events)
-    p.add_argument("-f", "--follow", action="store_true", help="Keep streaming new events.")
-    p.add_argument(
-        "--nats", dest="nats_url", help="Subscribe to a whole fleet through this NATS server."
-    )
-    p.add_argument("--node", help="Only this node's events (with --nats).")
-    p.add_argument("--machine", help="Only this machine's events.")
-    p.add_argument(
-        "--type",
-        dest="kind",
-        choices=LazyChoices(_event_kinds),
-        metavar="TYPE",  # argparse reads the choices for a metavar when the option is added
-        help="Only this kind: %(choices)s.",
-    )
-    p.add_argument(
-        "-n", "--limit", default=20, type=int, help="Recent events to show first.  [default: 20]"
-    )
-    p.add_argument(
-        "--prefix",
-        default="steward.events",
-        help="NATS subject prefix.  [default: steward.events]",
-    )
-    p.add_argument("--nats-credentials", type=path(dir_okay=False), help="NATS .creds file.")
-    _json_option(p, "Print each CloudEvent as JSON.")
-    _client_options(p)
-
-    p = command(commands, graph)
-    p.add_argument("path", type=path(exists=True), metavar="PATH")
-    p.add_argument(
-        "--format", dest="fmt", choices=["dot", "mermaid"], default="dot", help="[default: dot]"
-    )
-
-    p = command(commands, version)
-    _json_option(p)
-
+    command(commands, run, load=_run_arguments)
+    command(commands, validate, load=_validate_arguments)
+    command(commands, status, load=_status_arguments)
+    command(commands, transition, load=_transition_arguments)
+    command(commands, history, load=_history_arguments)
+    command(commands, events, load=_events_arguments)
+    command(commands, graph, load=_graph_arguments)
+    command(commands, version, load=_version_arguments)
     group(
         commands,
         "governor",

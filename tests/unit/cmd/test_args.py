@@ -115,3 +115,17 @@ def test_a_group_and_lazy_choices_load_only_when_used() -> None:
     assert loaded == []
     namespace = root.parse_args(["lazy", "pick", "b"])
     assert namespace.kind == "b" and loaded == ["group", "choices"]
+
+
+def test_only_the_command_run_gets_its_arguments_built() -> None:
+    from steward.cmd.main import build_parser
+
+    parser = build_parser()
+    parser.parse_known_args(["version"])
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    built = {
+        name: [o for a in p._actions for o in a.option_strings]
+        for name, p in commands.choices.items()
+    }
+    assert built["version"] == ["-h", "--help", "--json"]
+    assert built["run"] == [] and built["status"] == []

@@ -6,8 +6,9 @@ any command ran (argparse: ~1.5 ms; bench/README.md). What click gave, kept here
 - usage errors as ``Usage: …`` / ``Try '… --help' for help.`` / ``Error: …`` on stderr, exit 2;
   a group without its subcommand prints its help on stderr and exits 2;
 - no abbreviated options; help text from each command's docstring, paragraphs as written;
-- ``governor`` and ``fleet`` build their subcommands (and import their modules) only when
-  they are used: a ``Parser`` made with ``load=`` runs it before it first parses or prints help;
+- built as it is used: every command adds its arguments, and ``governor`` and ``fleet`` their
+  subcommands (importing their modules), only when they are run or their help is shown (a
+  ``Parser`` made with ``load=`` runs it before it first parses or prints help);
 - option values checked as click's types did: ``path()``, ``int_range()``, ``LazyChoices``.
 
 A command is a plain function whose keyword parameters are its options' ``dest`` names;

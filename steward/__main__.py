@@ -1,3 +1,5 @@
+import sys
+
 from steward.cmd.main import main
 
-main()
+sys.exit(main())

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
 
-import click
+from steward.cmd.output import echo
+
+TYPE_CHECKING = False  # no `typing` import at run time (see steward.cmd.args)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"steward: error: {message}", err=True)
+    echo(f"steward: error: {message}", err=True)
     sys.exit(code)

@@ -6,57 +6,37 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
-
+from steward.cmd.args import command, path
 from steward.cmd.failure import fail
+from steward.cmd.output import echo
 from steward.fleet import keys
 from steward.fleet.spec import Format, SpecError, decode, encode
 from steward.fleet.state import DEFAULT_BUCKET
 
-FORMATS = click.Choice([f.value for f in Format])
+if TYPE_CHECKING:
+    from steward.cmd.args import Subcommands
+
+FORMATS = [f.value for f in Format]
 
 
-@click.group()
-def fleet() -> None:
-    """Signed specifications of the machines a fleet runs."""
-
-
-@fleet.command()
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def keygen(directory: Path) -> None:
     """Write an ed25519 key pair (fleet.seed, mode 0600, and fleet.public) into DIRECTORY."""
     try:
         private, public = keys.generate(directory)
     except (keys.KeyFileError, OSError) as exc:
         fail(str(exc))
-    click.echo(f"private key {private}\npublic key  {public}: {public.read_text().strip()}")
+    echo(f"private key {private}\npublic key  {public}: {public.read_text().strip()}")
 
 
-@fleet.command()
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--key", type=click.Path(path_type=Path), help="ed25519 private key (hex seed)")
-@click.option("--format", "fmt", type=FORMATS, default="plugins", show_default=True)
-@click.option("--source-url", default="", help="DIR: archives' URL prefix (nats-object://B/)")
-@click.option(
-    "--match", "matches", multiple=True, metavar="NAME=EXPR", help="DIR: an entry's match"
-)
-@click.option(
-    "--governor",
-    "governors",
-    multiple=True,
-    metavar="NAME=GOVERNOR",
-    help="DIR: the governor an entry's nodes take a slot in to install it (NAME may be *)",
-)
-@click.option("--output", "-o", type=click.Path(path_type=Path), help="write the spec here")
 def pack(
     source: Path,
     key: Path | None,
     fmt: str,
     source_url: str,
-    matches: tuple[str, ...],
-    governors: tuple[str, ...],
+    matches: list[str] | None,
+    governors: list[str] | None,
     output: Path | None,
 ) -> None:
     """Sign SOURCE: a JSON list of entries (as Choria's pack), or a DIR of machine directories,
@@ -66,8 +46,8 @@ def pack(
         payload = _pack_directory(
             source,
             source_url,
-            dict(_pair(m) for m in matches),
-            dict(_pair(g) for g in governors),
+            dict(_pair(m) for m in matches or ()),
+            dict(_pair(g) for g in governors or ()),
             output,
         )
     else:
@@ -78,28 +58,21 @@ def pack(
         except json.JSONDecodeError as exc:
             fail(f"{source}: invalid specification: {exc}")
     if seed is None:
-        click.echo("steward: warning: no --key: the specification is not signed", err=True)
+        echo("steward: warning: no --key: the specification is not signed", err=True)
     spec = encode(payload, Format(fmt), seed)
     if output is None:
-        click.echo(spec.decode())
+        echo(spec.decode())
     else:
         output.write_bytes(spec + b"\n")
         output.chmod(0o600)
-        click.echo(f"wrote {output}")
+        echo(f"wrote {output}")
 
 
-@fleet.command()
-@click.argument("spec_file", metavar="SPEC", type=click.Path(exists=True, path_type=Path))
-@click.option("--public-key", required=True, help="hex ed25519 public key, or a file holding it")
-@click.option("--format", "fmt", type=FORMATS, default="plugins", show_default=True)
-@click.option("--facts", "facts_files", multiple=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--identity", default="", help="the node name matched by identity()")
-@click.option("--json", "as_json", is_flag=True)
 def verify(
     spec_file: Path,
     public_key: str,
     fmt: str,
-    facts_files: tuple[Path, ...],
+    facts_files: list[Path] | None,
     identity: str,
     as_json: bool,
 ) -> None:
@@ -113,7 +86,7 @@ def verify(
         entries = spec.entries()
     except (SpecError, keys.KeyFileError) as exc:
         fail(f"{spec_file}: {exc}")
-    nodes = [(str(f), json.loads(f.read_text())) for f in facts_files] or [("(no facts)", {})]
+    nodes = [(str(f), json.loads(f.read_text())) for f in facts_files or ()] or [("(no facts)", {})]
     rows: list[dict[str, Any]] = []
     for entry in entries:
         for where, facts in nodes:
@@ -125,21 +98,13 @@ def verify(
                 {"name": entry.name, "facts": where, "match": entry.match, "matched": matched}
             )
     if as_json:
-        click.echo(json.dumps({"verified": True, "entries": rows}, indent=2))
+        echo(json.dumps({"verified": True, "entries": rows}, indent=2))
         return
-    click.echo(f"{spec_file}: signature verified, {len(entries)} entries")
+    echo(f"{spec_file}: signature verified, {len(entries)} entries")
     for row in rows:
-        click.echo(f"  {row['name']:<24} {row['facts']:<24} {row['matched']}  {row['match']}")
+        echo(f"  {row['name']:<24} {row['facts']:<24} {row['matched']}  {row['match']}")
 
 
-@fleet.command()
-@click.argument("spec_file", metavar="SPEC", type=click.Path(exists=True, path_type=Path))
-@click.option("--nats", "url", required=True, help="NATS URL")
-@click.option("--credentials", type=click.Path(exists=True), help="NATS credentials file")
-@click.option("--bucket", default="MACHINES", show_default=True)
-@click.option("--key", "kv_key", default="spec", show_default=True)
-@click.option("--object-store", default="", help="also upload DIR's archives to this store")
-@click.option("--archives", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def publish(
     spec_file: Path,
     url: str,
@@ -163,7 +128,7 @@ def publish(
         )
     except (ApiError, OSError) as exc:
         fail(str(exc))
-    click.echo(f"published {spec_file} to {bucket}.{kv_key} (revision {revision})")
+    echo(f"published {spec_file} to {bucket}.{kv_key} (revision {revision})")
 
 
 async def _publish(
@@ -250,16 +215,6 @@ def _pack_directory(
     return json.dumps(entries, indent=2).encode()
 
 
-@fleet.command()
-@click.option(
-    "--listen",
-    default="127.0.0.1:8080",
-    show_default=True,
-    help="HOST:PORT to serve the page on (port 0: a free one)",
-)
-@click.option("--nats", "url", required=True, help="NATS URL")
-@click.option("--credentials", type=click.Path(exists=True), help="NATS credentials file")
-@click.option("--bucket", default=DEFAULT_BUCKET, show_default=True, help="the fleet KV bucket")
 def dashboard(listen: str, url: str, credentials: str | None, bucket: str) -> None:
     """Serve a live web page of the fleet: nodes, machines, states, graphs, history (read-only)."""
     from steward.errors import ApiError
@@ -308,9 +263,9 @@ async def _dashboard(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
-        click.echo(f"steward fleet dashboard: {server.url} (bucket {bucket}); Ctrl-C stops it")
+        echo(f"steward fleet dashboard: {server.url} (bucket {bucket}); Ctrl-C stops it")
         if banner:
-            click.echo(banner)
+            echo(banner)
         try:
             await stopping.wait()
         finally:
@@ -321,17 +276,6 @@ async def _dashboard(
         await nc.close()
 
 
-@fleet.command()
-@click.option(
-    "--machines",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="machines",
-    show_default=True,
-    help="the machines each node runs (a copy each)",
-)
-@click.option(
-    "--listen", default="127.0.0.1:8080", show_default=True, help="the dashboard's HOST:PORT"
-)
 def demo(machines: Path, listen: str) -> None:
     """A fleet on this box: nats-server (JetStream), three daemons (web1, web2, db1) on copies of
     MACHINES, and the dashboard; Ctrl-C stops everything."""
@@ -341,7 +285,7 @@ def demo(machines: Path, listen: str) -> None:
     address = _listen_address(listen)
     fleet_demo = FleetDemo(machines.resolve())
     try:
-        click.echo(f"starting nats-server and {len(fleet_demo.nodes)} daemons in {fleet_demo.base}")
+        echo(f"starting nats-server and {len(fleet_demo.nodes)} daemons in {fleet_demo.base}")
         fleet_demo.start()
         banner = (
             f"NATS {fleet_demo.nats_url}; try: steward fleet status --nats {fleet_demo.nats_url}\n"
@@ -354,7 +298,7 @@ def demo(machines: Path, listen: str) -> None:
     except (ApiError, ConfigError, OSError) as exc:
         fail(str(exc))
     finally:
-        click.echo("stopping the daemons and nats-server")
+        echo("stopping the daemons and nats-server")
         fleet_demo.stop()
 
 
@@ -369,3 +313,79 @@ def _listen_address(text: str) -> tuple[str, int]:
     if address is None:
         fail("--listen must be HOST:PORT")
     return address
+
+
+# the parser ------------------------------------------------------------------------------------
+def add_commands(commands: Subcommands) -> None:
+    """``steward fleet keygen|pack|verify|publish|dashboard|demo``."""
+    formats = "[default: plugins]"
+
+    p = command(commands, keygen)
+    p.add_argument("directory", type=path(file_okay=False, as_path=True), metavar="DIRECTORY")
+
+    p = command(commands, pack)
+    p.add_argument("source", type=path(exists=True, as_path=True), metavar="SOURCE")
+    p.add_argument("--key", type=path(as_path=True), help="ed25519 private key (hex seed)")
+    p.add_argument("--format", dest="fmt", choices=FORMATS, default="plugins", help=formats)
+    p.add_argument("--source-url", default="", help="DIR: archives' URL prefix (nats-object://B/)")
+    p.add_argument(
+        "--match",
+        dest="matches",
+        action="append",
+        metavar="NAME=EXPR",
+        help="DIR: an entry's match",
+    )
+    p.add_argument(
+        "--governor",
+        dest="governors",
+        action="append",
+        metavar="NAME=GOVERNOR",
+        help="DIR: the governor an entry's nodes take a slot in to install it (NAME may be *)",
+    )
+    p.add_argument("--output", "-o", type=path(as_path=True), help="write the spec here")
+
+    p = command(commands, verify)
+    p.add_argument("spec_file", type=path(exists=True, as_path=True), metavar="SPEC")
+    p.add_argument(
+        "--public-key", required=True, help="hex ed25519 public key, or a file holding it"
+    )
+    p.add_argument("--format", dest="fmt", choices=FORMATS, default="plugins", help=formats)
+    p.add_argument(
+        "--facts", dest="facts_files", action="append", type=path(exists=True, as_path=True)
+    )
+    p.add_argument("--identity", default="", help="the node name matched by identity()")
+    p.add_argument("--json", dest="as_json", action="store_true")
+
+    p = command(commands, publish)
+    p.add_argument("spec_file", type=path(exists=True, as_path=True), metavar="SPEC")
+    p.add_argument("--nats", dest="url", required=True, help="NATS URL")
+    p.add_argument("--credentials", type=path(exists=True), help="NATS credentials file")
+    p.add_argument("--bucket", default="MACHINES", help="[default: MACHINES]")
+    p.add_argument("--key", dest="kv_key", default="spec", help="[default: spec]")
+    p.add_argument("--object-store", default="", help="also upload DIR's archives to this store")
+    p.add_argument("--archives", type=path(exists=True, file_okay=False, as_path=True))
+
+    p = command(commands, dashboard)
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        help="HOST:PORT to serve the page on (port 0: a free one)  [default: 127.0.0.1:8080]",
+    )
+    p.add_argument("--nats", dest="url", required=True, help="NATS URL")
+    p.add_argument("--credentials", type=path(exists=True), help="NATS credentials file")
+    p.add_argument(
+        "--bucket", default=DEFAULT_BUCKET, help=f"the fleet KV bucket  [default: {DEFAULT_BUCKET}]"
+    )
+
+    p = command(commands, demo)
+    p.add_argument(
+        "--machines",
+        type=path(file_okay=False, as_path=True),
+        default="machines",
+        help="the machines each node runs (a copy each)  [default: machines]",
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        help="the dashboard's HOST:PORT  [default: 127.0.0.1:8080]",
+    )

@@ -5,35 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import click
-
+from steward.cmd.args import Parser, command, path
 from steward.cmd.failure import fail
+from steward.cmd.output import echo
 from steward.fleet.state import DEFAULT_BUCKET
 
 if TYPE_CHECKING:
+    from steward.cmd.args import Subcommands
     from steward.fleet.state import FleetView
 
 WATCH_REDRAW_EVERY = 0.25  # seconds: a burst of changes redraws once
-
-
-def _filters(f: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(
-        [
-            click.option("--nats", "url", required=True, help="NATS URL"),
-            click.option("--credentials", type=click.Path(exists=True), help="NATS .creds file"),
-            click.option("--bucket", default=DEFAULT_BUCKET, show_default=True),
-            click.option("--node", "node_glob", metavar="GLOB", help="only nodes matching GLOB"),
-            click.option("--machine", help="only this machine"),
-            click.option("--state", help="only machines in this state"),
-            click.option("--stale", is_flag=True, help="only offline nodes"),
-        ]
-    ):
-        f = option(f)
-    return f
 
 
 def _chosen(
@@ -43,9 +28,6 @@ def _chosen(
     return {"node_glob": node_glob, "machine": machine, "state": state, "stale": stale}
 
 
-@click.command()
-@_filters
-@click.option("--json", "as_json", is_flag=True, help="one JSON document")
 def status(
     url: str,
     credentials: str | None,
@@ -67,13 +49,11 @@ def status(
     now = time.time()
     rows = view.rows(now, **filters)
     if as_json:
-        click.echo(json.dumps({"at": now, "rows": rows}, indent=2))
+        echo(json.dumps({"at": now, "rows": rows}, indent=2))
         return
-    click.echo(render_fleet(view, rows, now))
+    echo(render_fleet(view, rows, now))
 
 
-@click.command()
-@_filters
 def watch(
     url: str,
     credentials: str | None,
@@ -95,11 +75,6 @@ def watch(
         fail(str(exc))
 
 
-@click.command()
-@click.argument("node")
-@click.option("--nats", "url", required=True, help="NATS URL")
-@click.option("--credentials", type=click.Path(exists=True), help="NATS .creds file")
-@click.option("--bucket", default=DEFAULT_BUCKET, show_default=True)
 def purge(node: str, url: str, credentials: str | None, bucket: str) -> None:
     """Remove NODE's keys (the node and its machines) from the bucket: for a node that is gone
     for good. A node still running writes them again."""
@@ -109,7 +84,7 @@ def purge(node: str, url: str, credentials: str | None, bucket: str) -> None:
         count = asyncio.run(_purge(node, url, credentials, bucket))
     except (ApiError, OSError) as exc:
         fail(str(exc))
-    click.echo(f"purged {count} keys of node {node} from {bucket}")
+    echo(f"purged {count} keys of node {node} from {bucket}")
 
 
 # NATS ------------------------------------------------------------------------------------------
@@ -137,6 +112,7 @@ async def _watch(url: str, credentials: str | None, bucket: str, filters: dict[s
     try:
         view = await feed.load()
         changed = asyncio.Event()
+        clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""  # a pipe gets plain screens
 
         async def follow() -> None:
             async for _ in feed.changes():
@@ -147,7 +123,7 @@ async def _watch(url: str, credentials: str | None, bucket: str, filters: dict[s
             while True:
                 now = time.time()
                 screen = render_fleet(view, view.rows(now, **filters), now)
-                click.echo("\x1b[H\x1b[2J" + screen, nl=True)
+                echo(clear + screen)
                 changed.clear()
                 deadline = view.next_deadline(now)  # a node may fall silent meanwhile
                 wait = max(0.0, deadline - now) + 0.05 if deadline is not None else None
@@ -234,3 +210,33 @@ def render_fleet(view: FleetView, rows: list[dict[str, Any]], now: float) -> str
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in table]
     return head + "\n" + "\n".join(lines)
+
+
+# the parser ------------------------------------------------------------------------------------
+def _connection(parser: Parser) -> None:
+    parser.add_argument("--nats", dest="url", required=True, help="NATS URL")
+    parser.add_argument("--credentials", type=path(exists=True), help="NATS .creds file")
+    parser.add_argument("--bucket", default=DEFAULT_BUCKET, help=f"[default: {DEFAULT_BUCKET}]")
+
+
+def _filters(parser: Parser) -> None:
+    _connection(parser)
+    parser.add_argument("--node", dest="node_glob", metavar="GLOB", help="only nodes matching GLOB")
+    parser.add_argument("--machine", help="only this machine")
+    parser.add_argument("--state", help="only machines in this state")
+    parser.add_argument("--stale", action="store_true", help="only offline nodes")
+
+
+def add_commands(commands: Subcommands) -> None:
+    """``steward fleet status|watch|purge``: beside ``steward.cmd.fleet``'s commands."""
+
+    p = command(commands, status)
+    _filters(p)
+    p.add_argument("--json", dest="as_json", action="store_true", help="one JSON document")
+
+    p = command(commands, watch)
+    _filters(p)
+
+    p = command(commands, purge)
+    p.add_argument("node", metavar="NODE")
+    _connection(p)

@@ -8,7 +8,6 @@ only when a governor command runs, so the rest of the CLI does not pay for it.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import shlex
@@ -18,15 +17,17 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import click
-
+from steward.cmd.args import Parser, command, int_range, path
 from steward.cmd.failure import fail
+from steward.cmd.output import dump, echo
 from steward.errors import NoSlot, StewardError
 from steward.governor.names import COLLECTIVE, name_problem
 from steward.machine.durations import parse_duration
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
+
+    from steward.cmd.args import Subcommands
 
 T = TypeVar("T")
 USAGE = 2
@@ -35,33 +36,23 @@ RUN_INTERVAL = 5.0  # Choria's `governor run --interval` default (at least 1s)
 STOP_CHILD = 10.0  # seconds a command has to end after SIGTERM before SIGKILL
 
 
-class Duration(click.ParamType[float]):
-    name = "duration"
+def duration(name: str) -> Callable[[str], float]:
+    """A duration argument (``5m``, ``1m30s``); a bad one is a usage error naming ``name``."""
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, float):
-            return value
+    def convert(value: str) -> float:
         try:
-            return parse_duration(str(value))
+            return parse_duration(value)
         except ValueError as exc:
-            fail(f"{param.human_readable_name if param else 'duration'}: {exc}", USAGE)
+            fail(f"{name}: {exc}", USAGE)
+
+    return convert
 
 
-def governor_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def governor_name(value: str) -> str:
     problem = name_problem(value)
     if problem is not None:
         fail(problem, USAGE)
     return value
-
-
-def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option(
-        "--config", "config_file", type=click.Path(dir_okay=False), help="Config file."
-    )(fn)
-    fn = click.option("--nats-credentials", type=click.Path(dir_okay=False), help=".creds file.")(
-        fn
-    )
-    return click.option("--nats", "nats_url", help="NATS URL (default: the config's servers).")(fn)
 
 
 def with_nats(
@@ -111,23 +102,6 @@ def _server(
     return nats.servers[0], credentials or nats.credentials
 
 
-def _dump(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
-@click.group("governor")
-def governor() -> None:
-    """Network-wide concurrency limits, shared with Choria (JetStream GOVERNOR_<name>)."""
-
-
-@governor.command()
-@click.argument("name", callback=governor_name)
-@click.argument("capacity", type=click.IntRange(min=1))
-@click.argument("expire", type=Duration())
-@click.argument("replicas", type=click.IntRange(1, 5), default=1)
-@click.option("-f", "--force", is_flag=True, help="Change an existing governor's settings.")
-@click.option("--collective", default=COLLECTIVE, show_default=True, help="Subject prefix.")
-@connection_options
 def add(
     name: str,
     capacity: int,
@@ -150,14 +124,10 @@ def add(
 
     now, before = with_nats(nats_url, nats_credentials, config_file, work)
     what = "created" if before is None else ("unchanged" if now == before else "updated")
-    click.echo(f"governor {name} {what}")
-    click.echo(render_governor(now.as_dict(), []), nl=False)
+    echo(f"governor {name} {what}")
+    echo(render_governor(now.as_dict(), []), nl=False)
 
 
-@governor.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--collective", default=COLLECTIVE, show_default=True, help="Subject prefix.")
-@connection_options
 def list_(
     as_json: bool,
     collective: str,
@@ -174,15 +144,11 @@ def list_(
 
     found = with_nats(nats_url, nats_credentials, config_file, work)
     if as_json:
-        _dump(found)
+        dump(found)
     else:
-        click.echo(render_governors(found), nl=False)
+        echo(render_governors(found), nl=False)
 
 
-@governor.command()
-@click.argument("name", callback=governor_name)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@connection_options
 def view(
     name: str,
     as_json: bool,
@@ -211,16 +177,11 @@ def view(
         for lease in leases
     ]
     if as_json:
-        _dump({**found.as_dict(), "leases": rows})
+        dump({**found.as_dict(), "leases": rows})
     else:
-        click.echo(render_governor(found.as_dict(), rows), nl=False)
+        echo(render_governor(found.as_dict(), rows), nl=False)
 
 
-@governor.command()
-@click.argument("name", callback=governor_name)
-@click.argument("seq", type=click.IntRange(min=1), metavar="LEASE")
-@click.option("-f", "--force", is_flag=True, help="Accepted for Choria's CLI; never prompts.")
-@connection_options
 def evict(
     name: str,
     seq: int,
@@ -236,13 +197,9 @@ def evict(
         return await admin.evict(nc, name, seq)
 
     holder = with_nats(nats_url, nats_credentials, config_file, work)
-    click.echo(f"evicted {holder!r} from slot {seq} of governor {name}")
+    echo(f"evicted {holder!r} from slot {seq} of governor {name}")
 
 
-@governor.command()
-@click.argument("name", callback=governor_name)
-@click.option("-f", "--force", is_flag=True, help="Accepted for Choria's CLI; never prompts.")
-@connection_options
 def reset(
     name: str,
     force: bool,
@@ -257,13 +214,9 @@ def reset(
         return await admin.reset(nc, name)
 
     freed = with_nats(nats_url, nats_credentials, config_file, work)
-    click.echo(f"governor {name}: freed {freed} slot{'s' if freed != 1 else ''}")
+    echo(f"governor {name}: freed {freed} slot{'s' if freed != 1 else ''}")
 
 
-@governor.command()
-@click.argument("name", callback=governor_name)
-@click.option("-f", "--force", is_flag=True, help="Accepted for Choria's CLI; never prompts.")
-@connection_options
 def delete(
     name: str,
     force: bool,
@@ -278,29 +231,12 @@ def delete(
         await admin.delete(nc, name)
 
     with_nats(nats_url, nats_credentials, config_file, work)
-    click.echo(f"governor {name} deleted")
+    echo(f"governor {name} deleted")
 
 
-@governor.command(context_settings={"ignore_unknown_options": True})
-@click.argument("name", callback=governor_name)
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@click.option(
-    "--max-wait", type=Duration(), default="5m", show_default=True, help="Give up after this."
-)
-@click.option(
-    "--interval", type=Duration(), default="5s", show_default=True, help="Between tries (>= 1s)."
-)
-@click.option(
-    "--max-per-period",
-    is_flag=True,
-    help="Keep the slot until it expires: at most CAPACITY runs per EXPIRE period.",
-)
-@click.option("--identity", help="Who holds the slot, as `view` shows it (default: host name).")
-@click.option("--collective", default=COLLECTIVE, show_default=True, help="Subject prefix.")
-@connection_options
 def run(
     name: str,
-    command: tuple[str, ...],
+    command: list[str],
     max_wait: float,
     interval: float,
     max_per_period: bool,
@@ -378,3 +314,87 @@ async def _execute(argv: list[str]) -> int:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+# the parser ------------------------------------------------------------------------------------
+def _connection_options(parser: Parser) -> None:
+    parser.add_argument("--nats", dest="nats_url", help="NATS URL (default: the config's servers).")
+    parser.add_argument("--nats-credentials", type=path(dir_okay=False), help=".creds file.")
+    parser.add_argument(
+        "--config", dest="config_file", type=path(dir_okay=False), help="Config file."
+    )
+
+
+def _collective(parser: Parser) -> None:
+    parser.add_argument(
+        "--collective", default=COLLECTIVE, help=f"Subject prefix.  [default: {COLLECTIVE}]"
+    )
+
+
+def _force(parser: Parser, help: str = "Accepted for Choria's CLI; never prompts.") -> None:
+    parser.add_argument("-f", "--force", action="store_true", help=help)
+
+
+def _json_option(parser: Parser) -> None:
+    parser.add_argument("--json", dest="as_json", action="store_true", help="Print JSON.")
+
+
+def add_commands(commands: Subcommands) -> None:
+    """``steward governor …``"""
+
+    p = command(commands, add)
+    p.add_argument("name", type=governor_name, metavar="NAME")
+    p.add_argument("capacity", type=int_range(1), metavar="CAPACITY")
+    p.add_argument("expire", type=duration("EXPIRE"), metavar="EXPIRE")
+    p.add_argument("replicas", type=int_range(1, 5), default=1, nargs="?", metavar="REPLICAS")
+    _force(p, "Change an existing governor's settings.")
+    _collective(p)
+    _connection_options(p)
+
+    p = command(commands, list_)
+    _json_option(p)
+    _collective(p)
+    _connection_options(p)
+
+    p = command(commands, view)
+    p.add_argument("name", type=governor_name, metavar="NAME")
+    _json_option(p)
+    _connection_options(p)
+
+    p = command(commands, evict)
+    p.add_argument("name", type=governor_name, metavar="NAME")
+    p.add_argument("seq", type=int_range(1), metavar="LEASE")
+    _force(p)
+    _connection_options(p)
+
+    for fn in (reset, delete):
+        p = command(commands, fn)
+        p.add_argument("name", type=governor_name, metavar="NAME")
+        _force(p)
+        _connection_options(p)
+
+    p = command(commands, run, usage="%(prog)s [options] NAME [--] COMMAND...")
+    p.set_defaults(_passthrough="command", command=[])
+    p.add_argument("name", type=governor_name, metavar="NAME")
+    p.add_argument(
+        "--max-wait",
+        type=duration("max_wait"),
+        default="5m",
+        help="Give up after this.  [default: 5m]",
+    )
+    p.add_argument(
+        "--interval",
+        type=duration("interval"),
+        default="5s",
+        help="Between tries (>= 1s).  [default: 5s]",
+    )
+    p.add_argument(
+        "--max-per-period",
+        action="store_true",
+        help="Keep the slot until it expires: at most CAPACITY runs per EXPIRE period.",
+    )
+    p.add_argument(
+        "--identity", help="Who holds the slot, as `view` shows it (default: host name)."
+    )
+    _collective(p)
+    _connection_options(p)

@@ -1,4 +1,4 @@
-"""The CLI's API client (``http.client`` on a Unix socket) against a real aiohttp server.
+"""The CLI's API client (h11 on a Unix socket) against a real aiohttp server.
 
 The server runs on its own event loop in a thread, as the daemon runs in its own process:
 the client blocks, as a command does.
@@ -50,7 +50,9 @@ def app() -> web.Application:
         await resp.prepare(request)  # chunked: the client reads it line by line as it comes
         for event in EVENTS:
             await resp.write(b": keepalive\n\n")
-            await resp.write(b"id: 1\nevent: x\ndata: %s\n\n" % json.dumps(event).encode())
+            line = b"id: 1\nevent: x\ndata: %s\n\n" % json.dumps(event).encode()
+            await resp.write(line[:20])  # one chunk ends inside the data line
+            await resp.write(line[20:])
         return resp
 
     application = web.Application()
@@ -113,3 +115,25 @@ def test_no_socket_and_a_dead_socket_are_one_clear_error(tmp_path: Path) -> None
         s.bind(str(dead))  # bound, never listening: connecting is refused
         with pytest.raises(ApiError, match="cannot reach the steward daemon at"):
             ApiClient(dead).status()
+
+
+def test_a_daemon_that_hangs_up_mid_answer_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "rude.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+
+    def answer_half() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+
+    thread = threading.Thread(target=answer_half, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ApiError, match="cannot reach the steward daemon at"):
+            ApiClient(path).status()
+    finally:
+        thread.join(10)
+        server.close()

@@ -1,4 +1,4 @@
-"""steward fleet keygen | pack | verify, end to end through click."""
+"""steward fleet keygen | pack | verify, end to end through the command line."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ import json
 import tarfile
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from steward.cmd.fleet import fleet
 from steward.fleet.spec import Format, decode
+from tests.support.cli import invoke
 
 
 def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(fleet, list(args))
+    result = invoke("fleet", *args)
     return result.exit_code, result.output
 
 

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from steward.cmd.fleet import fleet
+from tests.support.cli import invoke
 from tests.support.nats_server import NatsServer, free_port, running_nats
 
 
@@ -24,7 +23,7 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(fleet, ["dashboard", *args])
+    result = invoke("fleet", "dashboard", *args)
     return result.exit_code, result.output
 
 

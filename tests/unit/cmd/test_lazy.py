@@ -7,27 +7,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from steward.cmd.main import cli
+from tests.support.cli import invoke
 
 REPO = Path(__file__).resolve().parents[3]
 # run a command in a fresh interpreter, then print the modules it imported
 PROBE = """\
 import json, sys
 from steward.cmd.main import main
-sys.argv = ["steward", *sys.argv[1:]]
 try:
-    main()
+    main(sys.argv[1:])
 except SystemExit:
     pass
 print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 """
 
 
-def imported_by(*args: str) -> set[str]:
+def imported_by(*args: str, flags: tuple[str, ...] = ()) -> set[str]:
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
+        [sys.executable, *flags, "-c", PROBE, *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -40,41 +37,65 @@ def heavy(modules: set[str], *names: str) -> set[str]:
     return {m for m in modules if m.split(".")[0] in names or m.startswith(names)}
 
 
-def test_version_imports_neither_the_daemon_nor_an_event_loop() -> None:
-    modules = imported_by("version")
+def test_version_imports_neither_the_daemon_nor_an_event_loop_nor_click() -> None:
+    modules = imported_by("version", flags=("-S",))  # -S: no editable finder (it imports pathlib)
     assert "steward.cmd.main" in modules
     assert not heavy(
-        modules, "asyncio", "aiohttp", "nats", "ruamel", "steward.daemon", "steward.cmd.governor"
+        modules,
+        "asyncio",
+        "aiohttp",
+        "click",
+        "nats",
+        "ruamel",
+        "pathlib",
+        "shutil",
+        "typing",
+        "steward.daemon",
+        "steward.events",
+        "steward.cmd.governor",
+        "steward.cmd.fleet",
     )
 
 
 def test_status_imports_no_daemon_server_watcher_or_aiohttp(tmp_path: Path) -> None:
     modules = imported_by("status", "--socket", str(tmp_path / "none.sock"))
     assert "steward.cmd.client" in modules
-    assert not heavy(modules, "asyncio", "aiohttp", "nats", "steward.daemon", "steward.watchers")
+    assert not heavy(
+        modules, "asyncio", "aiohttp", "click", "nats", "steward.daemon", "steward.watchers"
+    )
 
 
-def test_validate_does_not_import_aiohttp() -> None:
-    modules = imported_by("validate", str(REPO / "machines"))
+def test_validate_imports_neither_aiohttp_nor_the_watcher_types_it_does_not_meet() -> None:
+    modules = imported_by("validate", str(REPO / "machines"))  # exec, file, health, schedule, timer
     assert "steward.watchers.health" in modules
-    assert not heavy(modules, "aiohttp", "nats", "steward.daemon.server", "steward.daemon.api")
+    assert not heavy(
+        modules,
+        "aiohttp",
+        "nats",
+        "steward.daemon.server",
+        "steward.daemon.api",
+        "steward.watchers.archive",
+        "steward.watchers.docker",
+        "steward.watchers.kv",
+        "steward.watchers.expression",
+    )
 
 
 def test_lazy_subcommands_are_listed_and_run() -> None:
-    runner = CliRunner()
-    top = runner.invoke(cli, ["--help"])
+    top = invoke("--help")
     assert top.exit_code == 0
-    assert "governor" in top.output and "fleet" in top.output
-    fleet = runner.invoke(cli, ["fleet", "--help"])
+    assert "\n    governor " in top.stdout and "\n    fleet " in top.stdout
+    fleet = invoke("fleet", "--help")
     assert fleet.exit_code == 0
     for command in ("status", "watch", "purge", "pack"):
-        assert f"\n  {command} " in fleet.output
+        assert f"\n    {command} " in fleet.stdout
 
 
 def test_the_event_type_choice_is_read_when_needed() -> None:
-    runner = CliRunner()
-    help_text = runner.invoke(cli, ["events", "--help"]).output
-    assert "[transition|watcher|lifecycle]" in help_text
-    bad = runner.invoke(cli, ["events", "--type", "bogus"])
+    help_text = invoke("events", "--help").stdout
+    assert "Only this kind: transition, watcher, lifecycle." in help_text
+    bad = invoke("events", "--type", "bogus")
     assert bad.exit_code == 2
-    assert "'bogus' is not one of 'transition', 'watcher', 'lifecycle'" in bad.output
+    assert "invalid choice: 'bogus' (choose from 'transition', 'watcher', 'lifecycle')" in (
+        bad.stderr
+    )

@@ -6,10 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
-
-from steward.cmd.main import cli
 from steward.cmd.render import cause_result, render_history, render_status
+from tests.support.cli import invoke
 
 AT = 1_700_000_000.0
 EXEC_FAILED = {
@@ -75,7 +73,7 @@ def test_status_names_what_moved_each_machine_last() -> None:
 
 
 def test_history_without_a_daemon_is_one_line(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["history", "web", "--state-dir", str(tmp_path)])
+    result = invoke("history", "web", "--state-dir", str(tmp_path))
     assert result.exit_code == 1
     assert result.output.startswith("steward: error: no steward daemon socket at ")
     assert len(result.output.strip().splitlines()) == 1

@@ -8,7 +8,9 @@ container counts as stopped), ``absent`` (remove it). Success when the desired s
 
 A drift from a state that held at the previous check is reported as a failure first, and
 acted on in a check that follows at once: the fail transition is not held up by the engine's
-start, and the machine sees the drift even when it is repaired. A check right after the
+start, and the machine sees the drift even when it is repaired. That check acts on the state
+the report saw, without asking the engine again, unless an engine event came meanwhile (a
+crash -> running again is then one inspect, the start, one inspect). A check right after the
 watcher becomes active, or after a failure was reported, acts first and reports what holds
 then. A container that goes down again within ``STABLE`` seconds of being started is started
 again after a growing pause (1s, 2s, 4s … ``BACKOFF_MAX``), so a crash loop does not spin.
@@ -240,6 +242,10 @@ class DockerWatcher(Watcher):
         self._not_before = 0.0  # monotonic: no start before this (crash-loop pause)
         self._retry: asyncio.TimerHandle | None = None
         self.last_event: str | None = None
+        self._events = 0  # engine events (and reconnections) seen, to know a state is fresh
+        # the drift just reported: (self._events then, the state seen); the check that follows
+        # acts on it without asking the engine again unless an event came meanwhile
+        self._drift: tuple[int, ContainerState] | None = None
 
     @property
     def props(self) -> DockerProperties:
@@ -250,6 +256,7 @@ class DockerWatcher(Watcher):
     # events ----------------------------------------------------------------------------------
     def activate(self) -> None:
         self._held = False
+        self._drift = None
         if self._engine is None:
             self._engine = self.context.docker.get(self.props.docker_host)
             self._engine.subscribe(self.props.container, self._on_event)
@@ -274,6 +281,7 @@ class DockerWatcher(Watcher):
     def _on_event(self, action: str) -> None:
         if action:
             self.last_event = action
+        self._events += 1
         self.wake()
 
     def _wake_in(self, seconds: float) -> None:
@@ -284,12 +292,17 @@ class DockerWatcher(Watcher):
     # the check -------------------------------------------------------------------------------
     async def check(self) -> WatcherResult:
         engine = self._engine or self.context.docker.get(self.props.docker_host)
+        drift, self._drift = self._drift, None
         try:
-            state = await engine.inspect(self.props.container)
+            if drift is not None and drift[0] == self._events:
+                state = drift[1]  # nothing happened since the drift was seen: act on it
+            else:
+                state = await engine.inspect(self.props.container)
             verdict = holds(self.props.desired, state)
             if verdict is False and self._acts_on(state):
                 if self._held:  # report the drift first; act in the check that follows
                     self._held = False
+                    self._drift = self._events, state
                     self.wake()
                     return self._result(Outcome.FAILURE, state, describe(state))
                 return await self._converge(engine, state)

@@ -12,7 +12,7 @@ import pytest
 from steward.machine.spec import WatcherSpec
 from steward.watchers.base import Outcome, WatcherResult
 from steward.watchers.docker import Desired, DockerProperties, DockerWatcher, Pull, holds
-from steward.watchers.docker_engine import ContainerState, Subscriber
+from steward.watchers.docker_engine import ContainerEvent, ContainerState, Subscriber
 from tests.support.fakes import fake_context
 from tests.support.machines import Handle, machine_yaml, messages, parse
 
@@ -187,7 +187,9 @@ def test_a_bad_env_name_in_a_mapping_is_reported_where_it_is() -> None:
 
 
 class FakeEngine:
-    """One container's engine: records each call; ``crash`` makes it exit and sends ``die``."""
+    """One container's engine: records each call; ``crash`` makes its process exit (137) and
+    sends ``die``, or, with ``action``, that event instead (a ``docker stop`` says ``stop``
+    last)."""
 
     def __init__(self) -> None:
         self.state = ContainerState("running", id="c1")
@@ -203,13 +205,13 @@ class FakeEngine:
     def unsubscribe(self, container: str, subscriber: Subscriber) -> None:
         self.subscribers.remove(subscriber)
 
-    def event(self, action: str) -> None:
+    def event(self, action: str, exit_code: int | None = None) -> None:
         for subscriber in list(self.subscribers):
-            subscriber(action)
+            subscriber(ContainerEvent(action, exit_code))
 
-    def crash(self) -> None:
+    def crash(self, action: str = "die") -> None:
         self.state = ContainerState("exited", id="c1", exit_code=137)
-        self.event("die")
+        self.event(action, 137 if action == "die" else None)
 
     async def inspect(self, name: str) -> ContainerState:
         self.calls.append("inspect")
@@ -233,7 +235,9 @@ class EventOnFailure(Handle):
             self.engine.event(self.action)
 
 
-async def _keep_through_a_crash(tmp_path: Path, handle: Handle, engine: FakeEngine) -> None:
+async def _keep_through_a_crash(
+    tmp_path: Path, handle: Handle, engine: FakeEngine, action: str = "die"
+) -> None:
     props = DockerProperties(container="c1", desired=Desired.RUNNING, image="busybox")
     spec = WatcherSpec(name="agent", type="docker", properties=props, interval=300)
     watcher = DockerWatcher(spec, handle, fake_context(tmp_path, docker=engine))  # type: ignore[arg-type]
@@ -243,7 +247,7 @@ async def _keep_through_a_crash(tmp_path: Path, handle: Handle, engine: FakeEngi
             while len(handle.results) < 1:
                 await asyncio.sleep(0.01)
             engine.calls.clear()
-            engine.crash()
+            engine.crash(action)
             while len(handle.results) < 3:
                 await asyncio.sleep(0.01)
     finally:
@@ -253,9 +257,17 @@ async def _keep_through_a_crash(tmp_path: Path, handle: Handle, engine: FakeEngi
     assert handle.results[1].payload["exit_code"] == 137
 
 
-async def test_a_crash_is_reported_then_started_on_what_was_seen(tmp_path: Path) -> None:
+async def test_a_death_is_reported_from_the_die_event_then_started(tmp_path: Path) -> None:
     engine = FakeEngine()
     await _keep_through_a_crash(tmp_path, Handle(tmp_path), engine)
+    # the die event is the report (an inspect would wait for the engine's cleanup); the start
+    # follows at once, then one inspect says what holds
+    assert engine.calls == ["start", "inspect"]
+
+
+async def test_other_events_are_looked_at_then_started_on_what_was_seen(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    await _keep_through_a_crash(tmp_path, Handle(tmp_path), engine, action="stop")
     # the drift is reported from one inspect; the start follows without asking again
     assert engine.calls == ["inspect", "start", "inspect"]
 
@@ -263,4 +275,5 @@ async def test_a_crash_is_reported_then_started_on_what_was_seen(tmp_path: Path)
 async def test_an_event_after_the_report_makes_the_start_look_again(tmp_path: Path) -> None:
     engine = FakeEngine()
     await _keep_through_a_crash(tmp_path, EventOnFailure(tmp_path, engine, "destroy"), engine)
-    assert engine.calls == ["inspect", "inspect", "start", "inspect"]
+    # reported from the die event; the destroy after it makes the start look first
+    assert engine.calls == ["inspect", "start", "inspect"]

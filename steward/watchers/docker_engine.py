@@ -182,11 +182,9 @@ class Engine:
         def run() -> Any:
             try:
                 return fn(self._api())
-            except sdk.errors.NotFound:
-                raise
             except EngineUnavailable as exc:
                 raise EngineUnavailable(f"{self.label}: {exc}") from exc
-            except sdk.errors.APIError as exc:
+            except sdk.errors.APIError as exc:  # NotFound too: the container went meanwhile
                 raise EngineError(f"{what}: {_explain(exc)}") from exc
             except (sdk.errors.DockerException, OSError) as exc:
                 self._drop_client()

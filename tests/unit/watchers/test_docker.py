@@ -12,7 +12,13 @@ import pytest
 from steward.machine.spec import WatcherSpec
 from steward.watchers.base import Outcome, WatcherResult
 from steward.watchers.docker import Desired, DockerProperties, DockerWatcher, Pull, holds
-from steward.watchers.docker_engine import ContainerEvent, ContainerState, Subscriber
+from steward.watchers.docker_engine import (
+    ContainerEvent,
+    ContainerState,
+    Engine,
+    EngineError,
+    Subscriber,
+)
 from tests.support.fakes import fake_context
 from tests.support.machines import Handle, machine_yaml, messages, parse
 
@@ -277,3 +283,19 @@ async def test_an_event_after_the_report_makes_the_start_look_again(tmp_path: Pa
     await _keep_through_a_crash(tmp_path, EventOnFailure(tmp_path, engine, "destroy"), engine)
     # reported from the die event; the destroy after it makes the start look first
     assert engine.calls == ["inspect", "start", "inspect"]
+
+
+async def test_a_container_gone_before_a_start_is_an_engine_error() -> None:
+    # a die reported from its event sends the start at once; a `docker rm -f` makes that start
+    # a 404, which must be an error result (then the destroy event wakes a create), not a
+    # crashed check
+    import docker.errors
+
+    engine = Engine("", asyncio.get_running_loop())
+    engine._client = object()  # type: ignore[assignment]  # the call fails before using it
+
+    def gone(api: Any) -> None:
+        raise docker.errors.NotFound("No such container: c1")
+
+    with pytest.raises(EngineError, match=r"^start c1: "):
+        await engine._call("start c1", gone)

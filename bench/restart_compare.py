@@ -3,7 +3,8 @@
 keeper vs the engine's own ``--restart always``, on the same image and command.
 
 Both sides run on one engine for the whole run, and their containers are crashed in turn
-(engine, steward, engine, …), ``--kills`` times each, so both see the same box:
+(a round is one crash a side, engine first in odd rounds, steward first in even ones),
+``--kills`` times each, so both see the same box:
 
 - **engine**: ``--containers`` containers of ``DOCKER_IMAGE`` (benchlib: the busybox-static
   import of ``make docker-setup``) running ``KEEPER_COMMAND`` with the restart policy
@@ -596,7 +597,7 @@ def run_bench(args: argparse.Namespace) -> Figures:
         sides += [StewardSide(args, api, run_id, figures)]
         for side in sides:
             side.start()
-        print(f"{args.kills} crashes per side, alternating: engine, steward", flush=True)
+        print(f"{args.kills} crashes per side, engine and steward in turn", flush=True)
         for i in range(args.kills):
             for side in sides if i % 2 == 0 else reversed(sides):  # neither always first
                 side.crash_one()

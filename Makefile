@@ -62,8 +62,9 @@ bench-exec: $(STAMP)
 bench-timers: $(STAMP)
 	$(BIN)/python bench/timers_10k.py
 
-## scenario 3: docker kill -> transition event, -> running again; vs supervisord restarting
-## a killed program (needs an engine: make docker-setup)
+## scenario 3: a crashed container (SIGKILL of its main process) -> running again, steward's
+## keeper vs the engine's own --restart always, alternating; -> the transition event
+## (needs an engine: make docker-setup)
 bench-restart: $(STAMP)
 	$(BIN)/python bench/restart_compare.py
 

@@ -901,36 +901,10 @@ class ToolMissing(BenchError):
     """A tool a benchmark needs (an engine, a comparison program) cannot be had."""
 
 
-def tool_venv(name: str, requirement: str, program: str) -> Path:
-    """``program`` from the venv ``bench/.tools/<name>``, pip-installing ``requirement`` into
-    it first when the program is not there. Raises ToolMissing saying why it cannot be had."""
-    venv = TOOLS_DIR / name
-    exe = venv / "bin" / program
-    if exe.is_file() and os.access(exe, os.X_OK):
-        return exe
-    print(f"installing {requirement} into {venv} (pip)", flush=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    steps = (
-        [sys.executable, "-m", "venv", "--clear", str(venv)],
-        [*pip, "--disable-pip-version-check", requirement],
-    )
-    for argv in steps:
-        try:
-            subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True)
-        except subprocess.CalledProcessError as exc:
-            tail = " | ".join((exc.stderr or exc.stdout or "").strip().splitlines()[-3:])
-            why = f"exit {exc.returncode}: {tail}"
-            raise ToolMissing(f"`{' '.join(argv)}` failed ({why})") from None
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ToolMissing(f"`{' '.join(argv)}` failed: {exc}") from None
-    if not exe.is_file():
-        raise ToolMissing(f"{requirement} installed into {venv} but {exe} is not there")
-    return exe
-
-
 # docker ----------------------------------------------------------------------------------------
 DOCKER_IMAGE = "steward-test/busybox:latest"  # imported by tests/docker/setup.sh
 DOCKER_LABEL = "io.steward.bench"  # on every container a benchmark creates, set to its run id
+KEEPER_COMMAND = "/bin/busybox sleep 3600"  # what a kept container runs
 # a machine whose docker watcher keeps one container running; the 5 min interval leaves only
 # the engine's event stream to make it react in time
 KEEPER_TEMPLATE = """\
@@ -955,7 +929,7 @@ watchers:
       container: {container}
       desired: running
       image: {image}
-      command: /bin/busybox sleep 3600
+      command: {command}
       labels: {{{label}: "{run_id}"}}
 """
 
@@ -967,7 +941,12 @@ def write_keepers(machines_dir: Path, names: Sequence[str], run_id: str) -> dict
         containers[name] = container = f"steward-bench-{name}-{run_id}"
         path = machines_dir / f"{name}.yaml"
         text = KEEPER_TEMPLATE.format(
-            name=name, container=container, image=DOCKER_IMAGE, label=DOCKER_LABEL, run_id=run_id
+            name=name,
+            container=container,
+            image=DOCKER_IMAGE,
+            command=KEEPER_COMMAND,
+            label=DOCKER_LABEL,
+            run_id=run_id,
         )
         path.write_text(text)
         path.chmod(0o644)
@@ -995,14 +974,16 @@ def docker_connect() -> Any:
 
 
 def container_running(api: Any, name: str) -> tuple[int, str] | None:
-    """(pid, ``State.StartedAt``) of a running container; None while it does not run."""
+    """(pid, ``State.StartedAt``) of a running container; None while it does not run (a
+    container the engine is restarting says ``Running`` too, with ``Restarting`` and pid 0)."""
     import docker.errors
 
     try:
         state = api.inspect_container(name)["State"]
     except docker.errors.NotFound:
         return None
-    return (int(state["Pid"]), str(state["StartedAt"])) if state["Running"] else None
+    running = state["Running"] and not state.get("Restarting") and state["Pid"]
+    return (int(state["Pid"]), str(state["StartedAt"])) if running else None
 
 
 def remove_bench_containers(api: Any, run_id: str) -> None:

@@ -8,7 +8,9 @@ container counts as stopped), ``absent`` (remove it). Success when the desired s
 
 A drift from a state that held at the previous check is reported as a failure first, and
 acted on in a check that follows at once: the fail transition is not held up by the engine's
-start, and the machine sees the drift even when it is repaired. A check right after the
+start, and the machine sees the drift even when it is repaired. That check acts on the state
+the report saw, without asking the engine again, unless an engine event came meanwhile (a
+crash -> running again is then one inspect, the start, one inspect). A check right after the
 watcher becomes active, or after a failure was reported, acts first and reports what holds
 then. A container that goes down again within ``STABLE`` seconds of being started is started
 again after a growing pause (1s, 2s, 4s … ``BACKOFF_MAX``), so a crash loop does not spin.
@@ -22,6 +24,7 @@ in the payload; the check is retried with backoff, and at once when the stream r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import shlex
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ from steward.machine.source import Fields
 from steward.watchers.base import Outcome, Watcher, WatcherResult
 from steward.watchers.docker_engine import (
     ContainerConfig,
+    ContainerEvent,
     ContainerState,
     Engine,
     EngineError,
@@ -240,6 +244,12 @@ class DockerWatcher(Watcher):
         self._not_before = 0.0  # monotonic: no start before this (crash-loop pause)
         self._retry: asyncio.TimerHandle | None = None
         self.last_event: str | None = None
+        self._events = 0  # engine events (and reconnections) seen, to know a state is fresh
+        self._died: ContainerEvent | None = None  # the newest event, when it is a die
+        self._seen: ContainerState | None = None  # the newest state a result reported
+        # the drift just reported: (self._events then, the state seen); the check that follows
+        # acts on it without asking the engine again unless an event came meanwhile
+        self._drift: tuple[int, ContainerState] | None = None
 
     @property
     def props(self) -> DockerProperties:
@@ -250,6 +260,8 @@ class DockerWatcher(Watcher):
     # events ----------------------------------------------------------------------------------
     def activate(self) -> None:
         self._held = False
+        self._drift = None
+        self._died = None
         if self._engine is None:
             self._engine = self.context.docker.get(self.props.docker_host)
             self._engine.subscribe(self.props.container, self._on_event)
@@ -271,9 +283,11 @@ class DockerWatcher(Watcher):
             self._engine.unsubscribe(self.props.container, self._on_event)
             self._engine = None
 
-    def _on_event(self, action: str) -> None:
-        if action:
-            self.last_event = action
+    def _on_event(self, event: ContainerEvent) -> None:
+        if event.action:
+            self.last_event = event.action
+        self._events += 1
+        self._died = event if event.action == "die" else None
         self.wake()
 
     def _wake_in(self, seconds: float) -> None:
@@ -284,12 +298,20 @@ class DockerWatcher(Watcher):
     # the check -------------------------------------------------------------------------------
     async def check(self) -> WatcherResult:
         engine = self._engine or self.context.docker.get(self.props.docker_host)
+        drift, self._drift = self._drift, None
+        died, self._died = self._died, None
         try:
-            state = await engine.inspect(self.props.container)
+            if drift is not None and drift[0] == self._events:
+                state = drift[1]  # nothing happened since the drift was seen: act on it
+            elif died is not None and (dead := self._dead(died)) is not None:
+                state = dead  # the engine said it died: no inspect, which waits for its cleanup
+            else:
+                state = await engine.inspect(self.props.container)
             verdict = holds(self.props.desired, state)
             if verdict is False and self._acts_on(state):
                 if self._held:  # report the drift first; act in the check that follows
                     self._held = False
+                    self._drift = self._events, state
                     self.wake()
                     return self._result(Outcome.FAILURE, state, describe(state))
                 return await self._converge(engine, state)
@@ -301,6 +323,23 @@ class DockerWatcher(Watcher):
             return self._result(Outcome.ERROR, None, str(exc), error=str(exc))
         self._failures_in_row = 0
         return self._verdict(verdict, state, describe(state))
+
+    def _dead(self, died: ContainerEvent) -> ContainerState | None:
+        """The state after a ``die`` of the container kept running that ran at the previous
+        check; None for any other watcher. The engine sends ``die`` holding the container's
+        lock, before its cleanup (network, mounts: tens of ms); an inspect would wait for it,
+        and a start waits for it anyway."""
+        seen = self._seen
+        if self.props.desired is not Desired.RUNNING or not self._held or seen is None:
+            return None
+        return dataclasses.replace(
+            seen,
+            status="exited",
+            exit_code=died.exit_code,
+            health=None,
+            finished_at=None,
+            error=None,
+        )
 
     def _acts_on(self, state: ContainerState) -> bool:
         """Whether a check may act: never when observing, nor on a running, unhealthy container
@@ -385,6 +424,8 @@ class DockerWatcher(Watcher):
         *,
         error: str | None = None,
     ) -> WatcherResult:
+        if state is not None:
+            self._seen = state
         return WatcherResult(outcome, detail, payload=self._payload(state, error))
 
     def _payload(self, state: ContainerState | None, error: str | None) -> dict[str, Any]:

@@ -7,7 +7,8 @@ loop, and one event stream shared by every watcher on that engine.
 raise ``EngineUnavailable`` when the engine cannot be reached, ``EngineError`` when it
 answered with an error. While any watcher subscribes, one thread reads the engine's event
 stream and hands each container event to the loop (``call_soon_threadsafe``), where the
-subscribers of that container name are called; when the stream breaks (the engine stopped)
+subscribers of that container name are called with a ``ContainerEvent`` (its action, and a
+death's exit code); when the stream breaks (the engine stopped)
 the thread reconnects with backoff, and every subscriber is called on each connection change
 so it can look again. The stream thread ends when the last subscriber leaves.
 
@@ -43,7 +44,18 @@ RECONNECT_MAX = 5.0
 EVENTS = ("create", "start", "restart", "die", "stop", "kill", "oom", "pause", "unpause")
 EVENTS_PREFIXED = ("health_status", "destroy", "rename")
 
-Subscriber = Callable[[str], None]  # called with the event's action; "" for a connection change
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    """One container event from the engine's stream; ``action`` is "" for a connection change
+    (the stream connected or broke: look again)."""
+
+    action: str
+    exit_code: int | None = None  # die: the exit code of the container's main process
+
+
+CONNECTION_CHANGED = ContainerEvent("")
+Subscriber = Callable[[ContainerEvent], None]
 
 
 class EngineUnavailable(Exception):
@@ -170,11 +182,9 @@ class Engine:
         def run() -> Any:
             try:
                 return fn(self._api())
-            except sdk.errors.NotFound:
-                raise
             except EngineUnavailable as exc:
                 raise EngineUnavailable(f"{self.label}: {exc}") from exc
-            except sdk.errors.APIError as exc:
+            except sdk.errors.APIError as exc:  # NotFound too: the container went meanwhile
                 raise EngineError(f"{what}: {_explain(exc)}") from exc
             except (sdk.errors.DockerException, OSError) as exc:
                 self._drop_client()
@@ -329,28 +339,31 @@ class Engine:
         else:
             log.warning("docker event stream lost: %s", why, extra={"docker_host": self.label})
             self._drop_client()
-        self._post(None, "")
+        self._post(None, CONNECTION_CHANGED)
 
     def _forward(self, event: dict[str, Any]) -> None:
         action = str(event.get("Action") or event.get("status") or "")
         if not (action in EVENTS or action.startswith(EVENTS_PREFIXED)):
             return
-        name = (event.get("Actor") or {}).get("Attributes", {}).get("name")
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        name = attributes.get("name")
         if name:
-            self._post(str(name), action)
+            code = attributes.get("exitCode") if action == "die" else None
+            exit_code = int(code) if isinstance(code, str) and code.isdigit() else None
+            self._post(str(name), ContainerEvent(action, exit_code))
 
-    def _post(self, container: str | None, action: str) -> None:
+    def _post(self, container: str | None, event: ContainerEvent) -> None:
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
-            self._loop.call_soon_threadsafe(self._dispatch, container, action)
+            self._loop.call_soon_threadsafe(self._dispatch, container, event)
 
-    def _dispatch(self, container: str | None, action: str) -> None:
+    def _dispatch(self, container: str | None, event: ContainerEvent) -> None:
         """On the loop: call the container's subscribers (every subscriber if None)."""
         if container is None:
             targets = [s for subs in self._subscribers.values() for s in subs]
         else:
             targets = list(self._subscribers.get(container, ()))
         for subscriber in targets:
-            subscriber(action)
+            subscriber(event)
 
 
 def knock(url: str) -> None:

@@ -221,6 +221,38 @@ async def test_stopped_stops_and_absent_removes(
         await w.watcher.close()
 
 
+async def test_a_kept_container_removed_behind_its_back_is_created_again(
+    tmp_path: Path, containers: Containers
+) -> None:
+    # the die of `docker rm -f` is reported from the event and the start sent at once; the
+    # removal makes that start a "no such container" error, and the destroy a create
+    name = containers.name("removed")
+    props = DockerProperties(
+        container=name,
+        desired=Desired.RUNNING,
+        image=IMAGE,
+        command=("/bin/busybox", "sleep", "3600"),
+        labels=((LABEL, containers.run_id),),
+    )
+    w = Watching(tmp_path, props)
+    w.watcher.activate()
+    try:
+        first = await w.until(outcome(Outcome.SUCCESS), 30, "the container running")
+        seen = len(w.handle.results)
+        await asyncio.to_thread(containers.api.remove_container, name, force=True)
+        again = await w.until(
+            lambda r: r.outcome is Outcome.SUCCESS and r.payload["id"] != first.payload["id"],
+            30,
+            "a new container running",
+            since=seen,
+        )
+        assert again.payload["status"] == "running"
+        details = [r.detail for r in w.handle.results[seen:]]
+        assert not any(d.startswith("check crashed") for d in details), details
+    finally:
+        await w.watcher.close()
+
+
 async def test_an_engine_outage_fails_and_recovers(tmp_path: Path, containers: Containers) -> None:
     why = can_restart_dockerd()
     if why:

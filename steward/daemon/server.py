@@ -55,7 +55,7 @@ from steward.watchers.registry import WatcherRegistry, default_registry
 log = logging.getLogger("steward.daemon")
 
 
-START_BATCH = 64  # machines started concurrently during a rescan
+START_BATCH = 512  # machines started together (one store read and write) during a rescan
 STATUS_REFRESH = 10.0  # seconds between systemd STATUS= updates when there is no watchdog
 
 
@@ -347,36 +347,41 @@ class Daemon:
             if self._should_exit.is_set():
                 log.info("stop requested: not starting the remaining machines")
                 break
-            # started together, so their store writes share commits
-            await asyncio.gather(*(self._start(spec) for spec in new_specs[i : i + START_BATCH]))
+            await self._start(new_specs[i : i + START_BATCH])
         log.debug(
             "machines directory rescanned",
             extra={"machines": len(self.node.machines), "rejected": len(report.rejected)},
         )
 
-    async def _start(self, spec: MachineSpec) -> None:
-        name = spec.name
+    async def _start(self, specs: list[MachineSpec]) -> None:
+        """Start new machines together: one store read and one write for all of them."""
         try:
-            machine = await self.node.add(spec)
+            machines = await self.node.add_all(specs)
         except StoreError as exc:
-            self.reloads.failures += 1
-            log.error(
-                "cannot start machine %s: %s", name, exc, extra={"machine": name, "error": str(exc)}
-            )
+            self.reloads.failures += len(specs)
+            for spec in specs:
+                log.error(
+                    "cannot start machine %s: %s",
+                    spec.name,
+                    exc,
+                    extra={"machine": spec.name, "error": str(exc)},
+                )
             return
-        self.reloads.started += 1
-        log.info(
-            "machine %s %s in state %s",
-            name,
-            "resumed" if machine.resumed else "started",
-            machine.state,
-            extra={
-                "machine": name,
-                "version": spec.version,
-                "state": machine.state,
-                "path": str(spec.path),
-            },
-        )
+        self.reloads.started += len(machines)
+        for machine in machines:
+            spec = machine.spec
+            log.info(
+                "machine %s %s in state %s",
+                spec.name,
+                "resumed" if machine.resumed else "started",
+                machine.state,
+                extra={
+                    "machine": spec.name,
+                    "version": spec.version,
+                    "state": machine.state,
+                    "path": str(spec.path),
+                },
+            )
 
     async def _announce_failures(self, report: LoadReport, fresh: set[str]) -> None:
         """A load_failed event per rejected file, once per content and problem set."""

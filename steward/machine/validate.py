@@ -61,8 +61,15 @@ def read_machine(path: Path, file: str) -> bytes:
 
 
 def parse_machine(
-    raw: bytes, registry: WatcherRegistry, *, file: str, path: Path, directory: Path
+    raw: bytes,
+    registry: WatcherRegistry,
+    *,
+    file: str,
+    path: Path,
+    directory: Path,
+    checksum: str | None = None,
 ) -> MachineSpec:
+    """Validate one machine file's bytes (``checksum``: their sha256, if already known)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -75,7 +82,8 @@ def parse_machine(
     doc = Fields.document(load_yaml(text, file), problems)
     if doc is None:
         raise SpecError(problems.items)
-    spec = _machine(doc, registry, path, directory, hashlib.sha256(raw).hexdigest())
+    checksum = checksum if checksum is not None else hashlib.sha256(raw).hexdigest()
+    spec = _machine(doc, registry, path, directory, checksum)
     if problems.has_errors or spec is None:
         raise SpecError(problems.items)
     if problems.items:

@@ -24,6 +24,7 @@ from steward import __version__
 from steward.broker.connection import NatsConnection
 from steward.broker.link import NoNats
 from steward.clock import Clock, SystemClock
+from steward.daemon import heap
 from steward.daemon.api import ControlSocket
 from steward.daemon.config import Config
 from steward.daemon.facts import FactsFile
@@ -206,7 +207,8 @@ class Daemon:
         self.publisher.start()
         self.started_at = self.clock.time()
         t0 = time.monotonic()
-        await self.rescan()
+        with heap.loading():
+            await self.rescan()
         if self.fleet is not None:
             self.fleet.start()  # every machine loaded: their keys are written first
         await self.watch.start()  # hot reload: inotify plus the periodic full rescan
@@ -304,6 +306,7 @@ class Daemon:
         await self._announce_failures(report, fresh)
         wanted = {s.name: s for s in report.specs}
         rejected_paths = set(report.rejected)
+        stopped = 0  # machines stopped (replaced or removed)
         for name, machine in list(self.node.machines.items()):
             new = wanted.get(name)
             if new is not None and new.checksum == machine.spec.checksum:
@@ -316,6 +319,7 @@ class Daemon:
                         extra={"machine": name},
                     )
                 continue
+            stopped += 1
             if new is not None:
                 try:
                     replacement = await self.node.replace(new)
@@ -342,6 +346,8 @@ class Daemon:
             self.reloads.removed += 1
             self.machine_metrics.forget(name)
             log.info("machine stopped", extra={"machine": name, "version": machine.spec.version})
+        if stopped:
+            heap.machines_stopped()
         new_specs = [spec for name, spec in wanted.items() if name not in self.node.machines]
         for i in range(0, len(new_specs), START_BATCH):
             if self._should_exit.is_set():
@@ -443,6 +449,7 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._notify_task
         self.notify.close()
+        heap.released()
         log.info("steward stopped", extra={"node": self.config.node})
         return forced
 

@@ -324,13 +324,14 @@ def _shareable(part: Any) -> bool:
     if isinstance(part, TransitionSpec):
         return not part.subscribe
     if isinstance(part, WatcherSpec):
-        props = part.properties
-        return (
-            not part.foreign_state_required
-            and dataclasses.is_dataclass(props)
-            and all(f.compare for f in dataclasses.fields(props))
-        )
+        kind: type = type(part.properties)
+        return not part.foreign_state_required and _compares_every_field(kind)
     return False
+
+
+@functools.lru_cache(maxsize=64)  # one entry per watcher properties type
+def _compares_every_field(cls: type) -> bool:
+    return dataclasses.is_dataclass(cls) and all(f.compare for f in dataclasses.fields(cls))
 
 
 def _transition_ref(

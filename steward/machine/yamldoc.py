@@ -237,7 +237,8 @@ class _Builder:
             _MAP_SET(data, key, value)
             own.add(key)
         _place(data, event.start_mark, where)
-        _set_style(data, event.flow_style)
+        if where:
+            _set_style(data, event.flow_style)
         return data
 
     def _sequence(self, event: SequenceStartEvent, depth: int) -> CommentedSeq:
@@ -254,7 +255,8 @@ class _Builder:
             where[len(data)] = [mark.line, mark.column]
             _SEQ_APPEND(data, self._value(item_event, depth))
         _place(data, event.start_mark, where)
-        _set_style(data, event.flow_style)
+        if where:
+            _set_style(data, event.flow_style)
         return data
 
 
@@ -272,7 +274,8 @@ def _place(data: CommentedMap | CommentedSeq, mark: Any, where: dict[Any, list[i
 
 
 def _set_style(data: CommentedMap | CommentedSeq, flow_style: bool | None) -> None:
-    if not data or flow_style is None:
+    """The flow style of a container that is not empty (as ruamel's constructor sets it)."""
+    if flow_style is None:
         return
     style = Format()
     if flow_style:

@@ -42,8 +42,9 @@ class SpecCache:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[Path, Path, str], _Entry] = {}
-        self._used: set[tuple[Path, Path, str]] = set()
+        # keyed by the paths' text: a Path hashes its parts (slow at 10,000 machines a rescan)
+        self._entries: dict[tuple[str, str, str], _Entry] = {}
+        self._used: set[tuple[str, str, str]] = set()
 
     def parse(
         self,
@@ -56,7 +57,7 @@ class SpecCache:
     ) -> tuple[str | None, MachineSpec | SpecError]:
         """The file's checksum (None if it cannot be read) and ``parse_machine``'s result: the
         spec, or the SpecError with every problem (remembered, not raised)."""
-        key = (path, directory, file)
+        key = (str(path), str(directory), file)
         self._used.add(key)
         entry = self._entries.get(key)
         if entry is None or stamp is None or entry.stamp != stamp:

@@ -42,8 +42,9 @@ class SpecCache:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[Path, Path, str], _Entry] = {}
-        self._used: set[tuple[Path, Path, str]] = set()
+        # keyed by the paths' text: a Path hashes its parts (slow at 10,000 machines a rescan)
+        self._entries: dict[tuple[str, str, str], _Entry] = {}
+        self._used: set[tuple[str, str, str]] = set()
 
     def parse(
         self,
@@ -56,7 +57,7 @@ class SpecCache:
     ) -> tuple[str | None, MachineSpec | SpecError]:
         """The file's checksum (None if it cannot be read) and ``parse_machine``'s result: the
         spec, or the SpecError with every problem (remembered, not raised)."""
-        key = (path, directory, file)
+        key = (str(path), str(directory), file)
         self._used.add(key)
         entry = self._entries.get(key)
         if entry is None or stamp is None or entry.stamp != stamp:
@@ -69,7 +70,12 @@ class SpecCache:
             if entry is None or entry.checksum != checksum:
                 try:
                     result: MachineSpec | SpecError = parse_machine(
-                        raw, registry, file=file, path=path, directory=directory
+                        raw,
+                        registry,
+                        file=file,
+                        path=path,
+                        directory=directory,
+                        checksum=checksum,
                     )
                 except SpecError as exc:
                     result = exc
@@ -102,12 +108,17 @@ def file_stamp(st: os.stat_result | None) -> Stamp | None:
 
 
 def display_path(path: Path, base: Path | None) -> str:
+    """``path`` relative to ``base`` if it is under it (as ``Path.relative_to``), else whole."""
+    text = str(path)
     if base is not None:
+        prefix = str(base).rstrip("/") + "/"
+        if text.startswith(prefix) and len(text) > len(prefix):  # the usual case, cheaply
+            return text[len(prefix) :]
         try:
             return str(path.relative_to(base))
         except ValueError:
             pass
-    return str(path)
+    return text
 
 
 def load_sources(
@@ -127,10 +138,10 @@ def load_sources(
     """
     report = LoadReport()
     specs = cache if cache is not None else SpecCache()
-    loaded: list[MachineSpec] = []
+    loaded: list[tuple[str, MachineSpec]] = []
     for src in sources:
         shown = display_path(src.path, base)
-        st = stat_or_none(src.path)
+        st = src.stat if src.stat is not None else stat_or_none(src.path)
         if check_permissions:
             dir_machine = src.path.name == MACHINE_FILE
             refused = permission_problems(
@@ -153,18 +164,17 @@ def load_sources(
             report.problems.extend(result.problems)
             report.rejected.append(src.path)
         else:
-            loaded.append(result)
+            loaded.append((shown, result))
             report.problems.extend(result.warnings)
     specs.sweep()
     known = list(also_known)
     known_names = {s.name for s in known}
-    loaded_files = {display_path(s.path, base) for s in loaded}
-    for problem in check_references([*known, *loaded]):
+    loaded_files = {shown for shown, _ in loaded}
+    for problem in check_references([*known, *(spec for _, spec in loaded)]):
         if problem.file in loaded_files:
             report.problems.append(problem)
     bad_files = {p.file for p in report.problems if p.severity is Severity.ERROR}
-    for spec in loaded:
-        shown = display_path(spec.path, base)
+    for shown, spec in loaded:
         if shown in bad_files or spec.name in known_names:
             report.rejected.append(spec.path)
         else:

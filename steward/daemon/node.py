@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Protocol
 
 from steward.errors import MachineNotFound, Problem, StoreError
 from steward.events.envelope import LifecycleStep
 from steward.machine.history import Cause
-from steward.machine.runtime import RunningMachine, TransitionResult
+from steward.machine.runtime import RunningMachine, TransitionResult, start_machines
 from steward.machine.services import NodeServices
 from steward.machine.spec import MachineSpec
 
@@ -55,6 +56,20 @@ class Node:
         """Start a machine; ``replacing`` is the version it replaces (a reload)."""
         machine = RunningMachine(spec, node=self, services=self.services)
         await machine.start()
+        await self._added(machine, replacing)
+        return machine
+
+    async def add_all(self, specs: Sequence[MachineSpec]) -> list[RunningMachine]:
+        """Start new machines together, as ``add`` does each: one read and one write of the
+        store for all of them (``start_machines``), their lifecycle events concurrently (so
+        their writes share commits). Raises StoreError: then none of them was added."""
+        machines = [RunningMachine(spec, node=self, services=self.services) for spec in specs]
+        await start_machines(self.services.store, machines)
+        await asyncio.gather(*(self._added(m, None) for m in machines))
+        return machines
+
+    async def _added(self, machine: RunningMachine, replacing: str | None) -> None:
+        spec = machine.spec
         self.machines[spec.name] = machine
         self._register(spec)
         if replacing is None:
@@ -67,7 +82,6 @@ class Node:
         self._tell_dependents(spec.name)
         for listener in self.listeners:
             listener.machine_added(machine)
-        return machine
 
     async def replace(self, spec: MachineSpec) -> RunningMachine:
         """Stop the running version of ``spec.name`` and start ``spec`` in its place."""

@@ -24,6 +24,7 @@ from steward import __version__
 from steward.broker.connection import NatsConnection
 from steward.broker.link import NoNats
 from steward.clock import Clock, SystemClock
+from steward.daemon import heap
 from steward.daemon.api import ControlSocket
 from steward.daemon.config import Config
 from steward.daemon.facts import FactsFile
@@ -55,7 +56,7 @@ from steward.watchers.registry import WatcherRegistry, default_registry
 log = logging.getLogger("steward.daemon")
 
 
-START_BATCH = 64  # machines started concurrently during a rescan
+START_BATCH = 512  # machines started together (one store read and write) during a rescan
 STATUS_REFRESH = 10.0  # seconds between systemd STATUS= updates when there is no watchdog
 
 
@@ -206,7 +207,8 @@ class Daemon:
         self.publisher.start()
         self.started_at = self.clock.time()
         t0 = time.monotonic()
-        await self.rescan()
+        with heap.loading():
+            await self.rescan()
         if self.fleet is not None:
             self.fleet.start()  # every machine loaded: their keys are written first
         await self.watch.start()  # hot reload: inotify plus the periodic full rescan
@@ -304,6 +306,7 @@ class Daemon:
         await self._announce_failures(report, fresh)
         wanted = {s.name: s for s in report.specs}
         rejected_paths = set(report.rejected)
+        stopped = 0  # machines stopped (replaced or removed)
         for name, machine in list(self.node.machines.items()):
             new = wanted.get(name)
             if new is not None and new.checksum == machine.spec.checksum:
@@ -316,6 +319,7 @@ class Daemon:
                         extra={"machine": name},
                     )
                 continue
+            stopped += 1
             if new is not None:
                 try:
                     replacement = await self.node.replace(new)
@@ -342,41 +346,48 @@ class Daemon:
             self.reloads.removed += 1
             self.machine_metrics.forget(name)
             log.info("machine stopped", extra={"machine": name, "version": machine.spec.version})
+        if stopped:
+            heap.machines_stopped()
         new_specs = [spec for name, spec in wanted.items() if name not in self.node.machines]
         for i in range(0, len(new_specs), START_BATCH):
             if self._should_exit.is_set():
                 log.info("stop requested: not starting the remaining machines")
                 break
-            # started together, so their store writes share commits
-            await asyncio.gather(*(self._start(spec) for spec in new_specs[i : i + START_BATCH]))
+            await self._start(new_specs[i : i + START_BATCH])
         log.debug(
             "machines directory rescanned",
             extra={"machines": len(self.node.machines), "rejected": len(report.rejected)},
         )
 
-    async def _start(self, spec: MachineSpec) -> None:
-        name = spec.name
+    async def _start(self, specs: list[MachineSpec]) -> None:
+        """Start new machines together: one store read and one write for all of them."""
         try:
-            machine = await self.node.add(spec)
+            machines = await self.node.add_all(specs)
         except StoreError as exc:
-            self.reloads.failures += 1
-            log.error(
-                "cannot start machine %s: %s", name, exc, extra={"machine": name, "error": str(exc)}
-            )
+            self.reloads.failures += len(specs)
+            for spec in specs:
+                log.error(
+                    "cannot start machine %s: %s",
+                    spec.name,
+                    exc,
+                    extra={"machine": spec.name, "error": str(exc)},
+                )
             return
-        self.reloads.started += 1
-        log.info(
-            "machine %s %s in state %s",
-            name,
-            "resumed" if machine.resumed else "started",
-            machine.state,
-            extra={
-                "machine": name,
-                "version": spec.version,
-                "state": machine.state,
-                "path": str(spec.path),
-            },
-        )
+        self.reloads.started += len(machines)
+        for machine in machines:
+            spec = machine.spec
+            log.info(
+                "machine %s %s in state %s",
+                spec.name,
+                "resumed" if machine.resumed else "started",
+                machine.state,
+                extra={
+                    "machine": spec.name,
+                    "version": spec.version,
+                    "state": machine.state,
+                    "path": str(spec.path),
+                },
+            )
 
     async def _announce_failures(self, report: LoadReport, fresh: set[str]) -> None:
         """A load_failed event per rejected file, once per content and problem set."""
@@ -438,6 +449,7 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._notify_task
         self.notify.close()
+        heap.released()
         log.info("steward stopped", extra={"node": self.config.node})
         return forced
 

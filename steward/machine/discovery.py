@@ -7,7 +7,9 @@ and editor swap/backup files are never machines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MACHINE_FILE = "machine.yaml"
@@ -18,6 +20,8 @@ SUFFIXES = (".yaml", ".yml")
 class MachineSource:
     path: Path  # the definition file
     directory: Path  # the machine's working directory
+    # the definition's stat, when finding it took one (the loader needs it: one stat, not two)
+    stat: os.stat_result | None = field(default=None, compare=False)
 
 
 def ignored(name: str) -> bool:
@@ -29,17 +33,28 @@ def ignored(name: str) -> bool:
 
 
 def discover(machines_dir: Path) -> list[MachineSource]:
-    """Every machine definition in ``machines_dir``, sorted by path. Raises OSError."""
+    """Every machine definition in ``machines_dir``, sorted by path. Raises OSError.
+
+    One directory listing (which knows what is a directory without a stat) and one stat per
+    machine directory's ``machine.yaml``: a rescan of 10,000 machines does this every minute.
+    """
+    with os.scandir(machines_dir) as listing:
+        entries = sorted(listing, key=lambda e: e.name)
     out: list[MachineSource] = []
-    for entry in sorted(machines_dir.iterdir()):
+    for entry in entries:
         if ignored(entry.name):
             continue
+        path = machines_dir / entry.name
         if entry.is_dir():
-            candidate = entry / MACHINE_FILE
-            if candidate.is_file():
-                out.append(MachineSource(candidate, entry))
-        elif entry.suffix in SUFFIXES and entry.is_file():
-            out.append(MachineSource(entry, machines_dir))
+            candidate = path / MACHINE_FILE
+            try:
+                st = candidate.stat()
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                out.append(MachineSource(candidate, path, st))
+        elif path.suffix in SUFFIXES and entry.is_file():
+            out.append(MachineSource(path, machines_dir))
     return out
 
 

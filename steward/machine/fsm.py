@@ -6,7 +6,8 @@ current state, because moving it must first be committed to disk.
 The ``transitions`` machine is built once per distinct rule table and turned into a lookup
 table (transition, state) -> destination: building one costs ~0.2 ms and asking it through
 ``get_transitions`` ~10 µs, which at 10,000 machines was a large part of loading and of every
-``steward status``. Machines with the same rules share the table.
+``steward status``. Machines with the same rules share the table, and (``StateGraph.of``) the
+graph object itself.
 """
 
 from __future__ import annotations
@@ -22,12 +23,19 @@ Rules = tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...], str], ...], str
 
 
 class StateGraph:
+    __slots__ = ("_available", "_names", "_table", "states")
+
     def __init__(self, spec: MachineSpec) -> None:
-        self.states = spec.states
-        rules = tuple((t.name, t.sources, t.destination) for t in spec.transitions)
-        self._names, self._table, self._available = _compile(
-            (spec.states, rules, spec.initial_state)
-        )
+        self._load(_rules(spec))
+
+    @classmethod
+    def of(cls, spec: MachineSpec) -> StateGraph:
+        """The graph of ``spec``'s rules: one object shared by every machine that has them."""
+        return _shared(_rules(spec))
+
+    def _load(self, rules: Rules) -> None:
+        self.states = rules[0]
+        self._names, self._table, self._available = _compile(rules)
 
     def has_transition(self, name: str) -> bool:
         return name in self._names
@@ -39,6 +47,18 @@ class StateGraph:
     def available(self, state: str) -> list[str]:
         """Transitions valid from ``state``, sorted."""
         return list(self._available.get(state, ()))
+
+
+def _rules(spec: MachineSpec) -> Rules:
+    transitions = tuple((t.name, t.sources, t.destination) for t in spec.transitions)
+    return (spec.states, transitions, spec.initial_state)
+
+
+@functools.lru_cache(maxsize=1024)
+def _shared(rules: Rules) -> StateGraph:
+    graph = StateGraph.__new__(StateGraph)
+    graph._load(rules)
+    return graph
 
 
 @functools.lru_cache(maxsize=1024)

@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from steward.clock import Cancellable
 from steward.errors import StoreError, TransitionRejected
 from steward.events.envelope import Envelope, LifecycleStep
 from steward.machine.fsm import StateGraph
 from steward.machine.history import Cause, HistoryEntry
-from steward.machine.persistence import LateWrite, SavedMachine, TransitionRecord
+from steward.machine.persistence import LateWrite, MachineStore, SavedMachine, TransitionRecord
 from steward.machine.services import NodeServices
 from steward.machine.spec import MachineSpec, WatcherSpec
 from steward.watchers.base import Outcome, Watcher, WatcherResult
@@ -102,14 +102,63 @@ class _Resync:
 
 
 class RunningMachine:
-    """One machine on this node. ``start()`` to run, ``stop()`` to end."""
+    """One machine on this node. ``start()`` to run, ``stop()`` to end.
+
+    A node may run tens of thousands of these, so a machine holds little while it idles: no
+    task of its own (a worker task drains its queue only while something waits in it), and
+    what only a moving or failing machine needs (the history deque, the late writes, the
+    logged rejections) is made on first use.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_events",
+        "_failed_at",
+        "_format",
+        "_gap",
+        "_history",
+        "_inbox",
+        "_last_announced",
+        "_last_outcomes",
+        "_node",
+        "_observer",
+        "_rejections_logged",
+        "_rng",
+        "_running",
+        "_starting",
+        "_stopped",
+        "_store",
+        "_store_failures",
+        "_store_logged_at",
+        "_store_retry",
+        "_unrecorded",
+        "_watching",
+        "_worker",
+        "_writing_late",
+        "data",
+        "graph",
+        "instance",
+        "lost_transitions",
+        "processes",
+        "resumed",
+        "seq",
+        "since",
+        "spec",
+        "state",
+        "state_version",
+        "store_error",
+        "transitions_fired",
+        "transitions_rejected",
+        "unrecorded_transitions",
+        "watchers",
+    )
 
     def __init__(self, spec: MachineSpec, *, node: NodeLink, services: NodeServices) -> None:
         self.spec = spec
         self._events = services.events
         self._format = services.events.format
         self._observer = services.observer
-        self.graph = StateGraph(spec)
+        self.graph = StateGraph.of(spec)
         self.instance = uuid.uuid4().hex
         self._store = services.store
         self._node = node
@@ -122,15 +171,15 @@ class RunningMachine:
         self.data: dict[str, Any] = {}
         self.resumed = False
         # the last transitions (with their causes), newest last: status, the fleet KV entry
-        self.recent_history: deque[HistoryEntry] = deque(maxlen=RECENT_HISTORY)
+        self._history: deque[HistoryEntry] | None = None
         self.transitions_fired = 0
         self.transitions_rejected = 0
-        self._rejections_logged: set[tuple[str, str]] = set()
+        self._rejections_logged: set[tuple[str, str]] | None = None
         self.store_error: str | None = None
         self.unrecorded_transitions = 0  # since start: not written when they happened
         self.lost_transitions = 0  # since start: never written (the wait in memory overflowed)
-        self._unrecorded: deque[LateWrite] = deque()  # waiting for the store, oldest first
-        self._writing_late = asyncio.Lock()
+        self._unrecorded: list[LateWrite] = []  # waiting for the store, oldest first
+        self._writing_late: asyncio.Lock | None = None
         self._gap: list[int] = []  # seqs lost since the store last worked
         self._failed_at: float | None = None  # monotonic time of the last failed write
         self._store_failures = 0  # failed writes since the error was last logged
@@ -144,12 +193,25 @@ class RunningMachine:
             if watcher_type is None:  # validated before; a registry mismatch is a bug
                 raise ValueError(f"watcher type {w.type!r} is not registered")
             self.watchers.append(watcher_type(w, self, context))
-        self._queue: asyncio.Queue[_Fire | _Result | _Resync] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        # the queue: items wait here; a worker task runs while any do (``_process``)
+        self._inbox: deque[_Fire | _Result | _Resync] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._starting: Cancellable | None = None  # the watchers' start (after splay)
+        self._running = False  # started: the queue is processed
         self._watching = False
         self._stopped = False
         self._last_outcomes: dict[str, Outcome] = {}
         self._last_announced: dict[str, float] = {}
+
+    @property
+    def recent_history(self) -> Sequence[HistoryEntry]:
+        """The last ``RECENT_HISTORY`` transitions (with their causes), oldest first."""
+        return self._history if self._history is not None else ()
+
+    def _remember(self, entries: Iterable[HistoryEntry]) -> None:
+        if self._history is None:
+            self._history = deque(maxlen=RECENT_HISTORY)
+        self._history.extend(entries)
 
     # MachineHandle, as watchers see it ---------------------------------------------------------
     @property
@@ -165,34 +227,52 @@ class RunningMachine:
 
     def submit_result(self, watcher: Watcher, result: WatcherResult, version: int) -> None:
         self._observer.watcher_ran(self.name, watcher, result, watcher.last_duration or 0.0)
-        self._queue.put_nowait(_Result(watcher, result, version))
+        self._put(_Result(watcher, result, version))
 
     # lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         """Restore or initialise the saved state, then run the queue and (after splay) watchers."""
         saved = await self._store.load(self.name)
+        history = await self._store.history(self.name, RECENT_HISTORY) if saved else []
+        self.restore(saved, history)
+        await self._store.save(self.saved())
+        self.run()
+
+    def restore(self, saved: SavedMachine | None, history: Iterable[HistoryEntry] = ()) -> None:
+        """Take the saved state (``start``'s first half; ``start_machines`` does it for many
+        machines with one query): the seq, the last transitions, and with ``resume`` the
+        state, its time and the data."""
         now = self._clock.time()
         self.state, self.since = self.spec.initial_state, now
-        if saved is not None:
-            self.seq = saved.seq  # the sequence never goes back, even without resume
-            # the last transitions survive a restart, with or without resume
-            self.recent_history.extend(await self._store.history(self.name, RECENT_HISTORY))
-            if self.spec.resume and saved.state in self.spec.states:
-                self.state, self.since, self.data = saved.state, saved.since, dict(saved.data)
-                self.resumed = True
-            elif self.spec.resume:
-                log.warning(
-                    "saved state no longer exists; starting in the initial state",
-                    extra={"machine": self.name, "state": saved.state},
-                )
-        await self._store.save(
-            SavedMachine(self.name, self.spec.version, self.state, self.since, self.seq, self.data)
+        if saved is None:
+            return
+        self.seq = saved.seq  # the sequence never goes back, even without resume
+        # the last transitions survive a restart, with or without resume
+        entries = list(history)
+        if entries:
+            self._remember(entries)
+        if self.spec.resume and saved.state in self.spec.states:
+            self.state, self.since, self.data = saved.state, saved.since, dict(saved.data)
+            self.resumed = True
+        elif self.spec.resume:
+            log.warning(
+                "saved state no longer exists; starting in the initial state",
+                extra={"machine": self.name, "state": saved.state},
+            )
+
+    def saved(self) -> SavedMachine:
+        """The row the store keeps for this machine now."""
+        return SavedMachine(
+            self.name, self.spec.version, self.state, self.since, self.seq, self.data
         )
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._process(), name=f"machine:{self.name}"),
-            loop.create_task(self._start_watchers(), name=f"machine-start:{self.name}"),
-        ]
+
+    def run(self) -> None:
+        """Process the queue from now on, and start the watchers (after splay) on the next
+        turn of the loop. Call once, after ``restore`` and the state's first save."""
+        self._running = True
+        if self._inbox:
+            self._wake_worker()
+        self._starting = asyncio.get_running_loop().call_soon(self._after_start)
 
     async def stop(self) -> None:
         """Cancel the watchers (killing their processes), end what their commands left
@@ -204,12 +284,16 @@ class RunningMachine:
         """
         self._stopped = True
         self._watching = False
+        if self._starting is not None:
+            self._starting.cancel()
+            self._starting = None
         await asyncio.gather(*(w.close() for w in self.watchers), return_exceptions=True)
         await self.processes.end()
-        for t in self._tasks:
+        tasks = [t for t in (self._worker, self._store_retry) if t is not None]
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._worker = self._store_retry = None
         if self.store_error is not None or self._unrecorded:  # a last chance to write it all
             await self._resync()
         if self._unrecorded:
@@ -219,8 +303,8 @@ class RunningMachine:
                 len(waiting),
                 extra={"machine": self.name, "unrecorded": len(waiting), "error": self.store_error},
             )
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
+        inbox, self._inbox = self._inbox, None
+        for item in inbox or ():
             if isinstance(item, _Fire):
                 self._abandon(item)
 
@@ -230,9 +314,16 @@ class RunningMachine:
                 TransitionRejected(self.name, item.transition, self.state, "the machine stopped")
             )
 
-    async def _start_watchers(self) -> None:
+    def _after_start(self) -> None:
+        """The watchers start now, or after a random splay of up to ``splay_start``."""
         if self.spec.splay_start:
-            await self._clock.sleep(self._rng.uniform(0, self.spec.splay_start))
+            delay = self._rng.uniform(0, self.spec.splay_start)
+            self._starting = self._clock.call_later(delay, self._start_watchers)
+        else:
+            self._start_watchers()
+
+    def _start_watchers(self) -> None:
+        self._starting = None
         self._watching = True
         self._reconcile(state_entered=True)
 
@@ -243,36 +334,59 @@ class RunningMachine:
         item = _Fire(transition, Cause.of(cause), future)
         if self._stopped:
             self._abandon(item)
-        self._queue.put_nowait(item)
+        self._put(item)
         return await future
 
     def request(self, transition: str, cause: str | Cause) -> None:
         """Fire a transition without waiting (subscriptions)."""
-        self._queue.put_nowait(_Fire(transition, Cause.of(cause), None))
+        self._put(_Fire(transition, Cause.of(cause), None))
 
     def foreign_changed(self) -> None:
         """Another machine moved: watchers that depend on foreign states may (de)activate."""
         self._reconcile(state_entered=False)
 
     # the queue -------------------------------------------------------------------------------
+    def _put(self, item: _Fire | _Result | _Resync) -> None:
+        if self._inbox is None:
+            self._inbox = deque()
+        self._inbox.append(item)
+        if self._running and not self._stopped and self._worker is None:
+            self._wake_worker()
+
+    def _wake_worker(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(
+            self._process(), name=f"machine:{self.name}"
+        )
+
     async def _process(self) -> None:
-        while True:
-            item = await self._queue.get()
-            try:
-                if isinstance(item, _Result):
-                    await self._apply_result(item)
-                elif isinstance(item, _Resync):
-                    await self._resync()
-                else:
-                    await self._fire(item)
-            except asyncio.CancelledError:
-                if isinstance(item, _Fire):
-                    self._abandon(item)
-                raise
-            except Exception as exc:  # a bug must not stop the machine's queue for good
-                log.exception("machine queue item failed", extra={"machine": self.name})
-                if isinstance(item, _Fire) and item.future is not None and not item.future.done():
-                    item.future.set_exception(exc)
+        """Apply the queued items in order, one at a time, until none is left; then end (the
+        next ``_put`` starts another worker)."""
+        inbox = self._inbox
+        try:
+            while inbox:
+                item = inbox.popleft()
+                try:
+                    if isinstance(item, _Result):
+                        await self._apply_result(item)
+                    elif isinstance(item, _Resync):
+                        await self._resync()
+                    else:
+                        await self._fire(item)
+                except asyncio.CancelledError:
+                    if isinstance(item, _Fire):
+                        self._abandon(item)
+                    raise
+                except Exception as exc:  # a bug must not stop the machine's queue for good
+                    log.exception("machine queue item failed", extra={"machine": self.name})
+                    if (
+                        isinstance(item, _Fire)
+                        and item.future is not None
+                        and not item.future.done()
+                    ):
+                        item.future.set_exception(exc)
+        finally:
+            if self._worker is asyncio.current_task():
+                self._worker = None
 
     async def _fire(self, item: _Fire) -> None:
         try:
@@ -400,6 +514,8 @@ class RunningMachine:
             reason = self._rejection(name, current)
             # a level-triggered watcher repeats its transition every interval: say it once per
             # transition and state (status and metrics count every one)
+            if self._rejections_logged is None:
+                self._rejections_logged = set()
             first = (name, current) not in self._rejections_logged
             self._rejections_logged.add((name, current))
             log.log(
@@ -434,7 +550,7 @@ class RunningMachine:
         )
         stored = await self._record(record, event)
         self.state, self.since, self.seq = destination, now, record.seq
-        self.recent_history.append(record.entry())
+        self._remember((record.entry(),))
         self.state_version += 1
         self.transitions_fired += 1
         log.info(
@@ -488,7 +604,7 @@ class RunningMachine:
             if waiting.record is None:
                 del self._unrecorded[i]
                 return
-        lost = self._unrecorded.popleft()
+        lost = self._unrecorded.pop(0)
         assert lost.record is not None
         self._gap.append(lost.record.seq)
         self.lost_transitions += 1
@@ -536,14 +652,13 @@ class RunningMachine:
             self._store_retry = asyncio.get_running_loop().create_task(
                 self._retry_store(), name=f"machine-store-retry:{self.name}"
             )
-            self._tasks.append(self._store_retry)
 
     async def _retry_store(self) -> None:
         """While the store fails, queue an attempt to write the current state now and then:
         a machine that does not move must still get back in line when space returns."""
         while self.store_error is not None and not self._stopped:
             await self._clock.sleep(STORE_RETRY_EVERY)
-            self._queue.put_nowait(_Resync())
+            self._put(_Resync())
 
     async def _resync(self, *, when_due: bool = False) -> None:
         """Write what waits in memory, in order, then the whole current state, data and seq;
@@ -559,21 +674,20 @@ class RunningMachine:
             and self._clock.monotonic() - failed_at < STORE_RETRY_EVERY
         ):
             return
+        if self._writing_late is None:
+            self._writing_late = asyncio.Lock()
         async with self._writing_late:  # one writer of the wait (lifecycle events come too)
             if self.store_error is None and not self._unrecorded:
                 return
             late = [w.record.seq for w in self._unrecorded if w.record is not None]
             try:
                 while self._unrecorded:
-                    chunk = list(itertools.islice(self._unrecorded, LATE_CHUNK))
+                    chunk = self._unrecorded[:LATE_CHUNK]
                     await self._events.catch_up(self._store, chunk)
                     for written in chunk:
                         if self._unrecorded and self._unrecorded[0] is written:
-                            self._unrecorded.popleft()
-                saved = SavedMachine(
-                    self.name, self.spec.version, self.state, self.since, self.seq, self.data
-                )
-                await self._store.save(saved)
+                            del self._unrecorded[0]
+                await self._store.save(self.saved())
             except StoreError as exc:
                 self._store_failed(exc)
                 return
@@ -641,6 +755,20 @@ class RunningMachine:
             "data": self.data,
             "watchers": [w.status() for w in self.watchers],
         }
+
+
+async def start_machines(store: MachineStore, machines: Sequence[RunningMachine]) -> None:
+    """``start()`` for many machines at once: one read of their saved states, one of the
+    history of those that have one, and one write of their rows, instead of two or three
+    round trips to the store thread each. Raises StoreError (then none of them runs)."""
+    names = [m.name for m in machines]
+    saved = await store.load_many(names)
+    history = await store.history_many(list(saved), RECENT_HISTORY) if saved else {}
+    for m in machines:
+        m.restore(saved.get(m.name), history.get(m.name, ()))
+    await store.save_many([m.saved() for m in machines])
+    for m in machines:
+        m.run()
 
 
 def _transition_for(spec: WatcherSpec, outcome: Outcome) -> str | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, LineCol
 
 from steward.errors import Problem, Severity
 from steward.machine.durations import parse_duration
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Position:
     """Where a value sits: file, 1-based line and column, and its field path."""
 
@@ -109,20 +109,36 @@ def split_assignment(item: str) -> tuple[str, str]:
     return name, value
 
 
+# Reading a loaded document goes through the base types (dict, list) and the ``lc`` data
+# directly: CommentedMap's and CommentedSeq's own get, ``in``, iteration and ``lc`` are
+# Python-level and were most of validation's time. They give the same answers for a loaded
+# document (merged keys are in the dict itself).
+_MISSING = object()
+_get = dict.get
+_has = dict.__contains__
+_LINE_COL = LineCol.attrib
+_COLUMNS = {"key": (0, 1), "value": (2, 3), "item": (0, 1)}
+
+
 def _lc(container: Any, kind: str, key: Any) -> tuple[int, int]:
+    """1-based line and column of a key, value or item (of the container if it has none)."""
+    lc = getattr(container, _LINE_COL, None)
+    if lc is None:
+        return 0, 0
     try:
-        if kind == "key":
-            line, col = container.lc.key(key)
-        elif kind == "value":
-            line, col = container.lc.value(key)
-        else:
-            line, col = container.lc.item(key)
-        return int(line) + 1, int(col) + 1
-    except (AttributeError, KeyError, TypeError, IndexError):
+        line, col = _COLUMNS[kind]
+        where = lc.data[key]
+        return int(where[line]) + 1, int(where[col]) + 1
+    except (KeyError, TypeError, IndexError):
         try:
-            return int(container.lc.line) + 1, int(container.lc.col) + 1
-        except (AttributeError, TypeError):
+            return int(lc.line) + 1, int(lc.col) + 1
+        except TypeError:
             return 0, 0
+
+
+def _items(value: list[Any]) -> Iterator[Any]:
+    """A list's items (a CommentedSeq iterates in Python otherwise)."""
+    return list.__iter__(value)
 
 
 class Fields:
@@ -163,7 +179,7 @@ class Fields:
         return Position(self.pos.file, line, col, self.child_path(key))
 
     def value_pos(self, key: str) -> Position:
-        if self._map.get(key) is None:
+        if _get(self._map, key) is None:
             return self.key_pos(key)
         line, col = _lc(self._map, "value", key)
         return Position(self.pos.file, line, col, self.child_path(key))
@@ -172,21 +188,22 @@ class Fields:
         self.problems.add(self.value_pos(key), message, severity)
 
     def has(self, key: str) -> bool:
-        return key in self._map
+        return _has(self._map, key)
 
     # raw access ----------------------------------------------------------------------------
     def _take(self, key: str, required: bool) -> Any:
         self._known.add(key)
-        if key not in self._map:
+        value = _get(self._map, key, _MISSING)
+        if value is _MISSING:
             if required:
                 self.problems.add(self.pos, f"missing required field {self.child_path(key)!r}")
             return None
-        return self._map[key]
+        return value
 
     def _typed(self, key: str, required: bool, kind: type, what: str) -> Any:
         value = self._take(key, required)
         if value is None:
-            if key in self._map and required:
+            if required and _has(self._map, key):
                 self.error(key, f"must be {what}, not null")
             return None
         if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
@@ -264,7 +281,7 @@ class Fields:
         """A duration string (``10s``, ``1m30s``). Returns seconds, or None if absent/invalid."""
         value = self._take(key, required)
         if value is None:
-            if key in self._map:
+            if _has(self._map, key):
                 self.error(key, "must be a duration such as 10s, not null")
             return None
         if (
@@ -367,7 +384,7 @@ class Fields:
             return []
         out: list[tuple[str, Position]] = []
         base = self.child_path(key)
-        for i, item in enumerate(value):
+        for i, item in enumerate(_items(value)):
             line, col = _lc(value, "item", i)
             if not line:  # a lone value read as a list: it is where the value is
                 line, col = self.value_pos(key).line, self.value_pos(key).column
@@ -415,7 +432,7 @@ class Fields:
             return []
         out: list[Fields] = []
         base = self.child_path(key)
-        for i, item in enumerate(value):
+        for i, item in enumerate(_items(value)):
             line, col = _lc(value, "item", i)
             pos = Position(self.pos.file, line, col, f"{base}[{i}]")
             if not isinstance(item, CommentedMap):

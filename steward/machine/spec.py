@@ -1,7 +1,9 @@
 """The validated, immutable description of a machine: what ``machine.yaml`` says.
 
 Built only by ``steward.machine.validate``; everything downstream (runtime, graph, API) reads
-these and never the YAML.
+these and never the YAML. A node may hold 10,000 of them: the parts are slotted, and machines
+made from the same template share their equal transitions and watchers (``validate`` builds
+those through a cache).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from steward.errors import Problem
 from steward.machine.source import Position
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subscription:
     """``subscribe`` entry: fire this transition when ``machine_name`` fires ``event``."""
 
@@ -24,7 +26,7 @@ class Subscription:
     pos: Position = field(compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ForeignState:
     """``foreign_state_required`` entry: the watcher is active only while that machine is there."""
 
@@ -33,7 +35,7 @@ class ForeignState:
     pos: Position = field(compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TransitionSpec:
     name: str
     sources: tuple[str, ...]
@@ -42,7 +44,7 @@ class TransitionSpec:
     subscribe: tuple[Subscription, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WatcherSpec:
     name: str
     type: str

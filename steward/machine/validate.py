@@ -9,12 +9,15 @@ and returns a ``MachineSpec`` or raises ``SpecError`` with every problem found.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ruamel.yaml.comments import CommentedMap
 
@@ -37,6 +40,9 @@ SEMVER_RE = re.compile(
 MIN_INTERVAL = 0.1
 MIN_ANNOUNCE_INTERVAL = 60.0
 MAX_SPLAY_START = 86400
+SHARED_PARTS = 4096  # equal transitions and watchers remembered, to be shared by machines
+
+P = TypeVar("P")
 
 
 def load_machine(
@@ -61,8 +67,15 @@ def read_machine(path: Path, file: str) -> bytes:
 
 
 def parse_machine(
-    raw: bytes, registry: WatcherRegistry, *, file: str, path: Path, directory: Path
+    raw: bytes,
+    registry: WatcherRegistry,
+    *,
+    file: str,
+    path: Path,
+    directory: Path,
+    checksum: str | None = None,
 ) -> MachineSpec:
+    """Validate one machine file's bytes (``checksum``: their sha256, if already known)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -75,7 +88,8 @@ def parse_machine(
     doc = Fields.document(load_yaml(text, file), problems)
     if doc is None:
         raise SpecError(problems.items)
-    spec = _machine(doc, registry, path, directory, hashlib.sha256(raw).hexdigest())
+    checksum = checksum if checksum is not None else hashlib.sha256(raw).hexdigest()
+    spec = _machine(doc, registry, path, directory, checksum)
     if problems.has_errors or spec is None:
         raise SpecError(problems.items)
     if problems.items:
@@ -111,10 +125,10 @@ def _machine(
         return None
     return MachineSpec(
         name=name,
-        version=version,
-        initial_state=initial,
-        transitions=tuple(transitions),
-        watchers=tuple(watchers),
+        version=sys.intern(version),
+        initial_state=sys.intern(initial),
+        transitions=_shared_all(tuple(transitions)),
+        watchers=_shared_all(tuple(watchers)),
         path=path,
         directory=directory,
         checksum=checksum,
@@ -187,15 +201,14 @@ def _transitions(doc: Fields) -> list[TransitionSpec]:
                 seen.setdefault((name, source), (destination, pos))
         if conflict:
             continue
-        out.append(
-            TransitionSpec(
-                name=name,
-                sources=tuple(s for s, _ in sources),
-                destination=destination,
-                description=description,
-                subscribe=subscribe,
-            )
+        transition = TransitionSpec(
+            name=name,
+            sources=tuple(s for s, _ in sources),
+            destination=destination,
+            description=description,
+            subscribe=subscribe,
         )
+        out.append(_shared(transition) if _shareable(transition) else transition)
     return out
 
 
@@ -267,20 +280,58 @@ def _watchers(
         f.finish(" in watcher")
         if name is None or wtype is None or properties is None:
             continue
-        out.append(
-            WatcherSpec(
-                name=name,
-                type=wtype,
-                properties=properties,
-                state_match=tuple(state_match),
-                foreign_state_required=tuple(foreign),
-                success_transition=success,
-                fail_transition=fail,
-                interval=interval,
-                announce_interval=announce,
-            )
+        watcher = WatcherSpec(
+            name=name,
+            type=wtype,
+            properties=properties,
+            state_match=tuple(state_match),
+            foreign_state_required=tuple(foreign),
+            success_transition=success,
+            fail_transition=fail,
+            interval=interval,
+            announce_interval=announce,
         )
+        out.append(_shared(watcher) if _shareable(watcher) else watcher)
     return out
+
+
+def _shared(part: P) -> P:
+    """An equal part seen before, if any: machines made from one template (10,000 timer
+    machines) share their transitions and watchers instead of holding a copy each. Only
+    parts whose every field takes part in equality (no positions: subscriptions and foreign
+    states are never shared) and that are hashable; specs are immutable."""
+    try:
+        shared: P = _first_equal(part)
+    except TypeError:  # unhashable properties
+        return part
+    return shared
+
+
+@functools.lru_cache(maxsize=SHARED_PARTS)
+def _first_equal(part: Any) -> Any:
+    return part
+
+
+def _shared_all(parts: tuple[P, ...]) -> tuple[P, ...]:
+    """The tuple shared too, when all its parts may be."""
+    return _shared(parts) if all(_shareable(p) for p in parts) else parts
+
+
+def _shareable(part: Any) -> bool:
+    """Whether an equal part is interchangeable with this one: no position left out of
+    equality (subscriptions, foreign states), and properties that are a dataclass with no
+    field left out of equality either (it could differ between two equal ones)."""
+    if isinstance(part, TransitionSpec):
+        return not part.subscribe
+    if isinstance(part, WatcherSpec):
+        kind: type = type(part.properties)
+        return not part.foreign_state_required and _compares_every_field(kind)
+    return False
+
+
+@functools.lru_cache(maxsize=64)  # one entry per watcher properties type
+def _compares_every_field(cls: type) -> bool:
+    return dataclasses.is_dataclass(cls) and all(f.compare for f in dataclasses.fields(cls))
 
 
 def _transition_ref(

@@ -27,7 +27,8 @@ import re
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, Format, LineCol
+from ruamel.yaml.compat import ordereddict
 from ruamel.yaml.composer import Composer, ComposerError
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -163,7 +164,6 @@ class _Builder:
     def __init__(self, text: str) -> None:
         self._parser = CParser(text)
         self._nodes = 0
-        self._constructor: RoundTripConstructor | None = None
 
     def load(self) -> Any:
         try:
@@ -195,7 +195,7 @@ class _Builder:
 
     def _scalar(self, event: ScalarEvent) -> Any:
         style = event.style
-        if event.tag is not None:
+        if event.ctag is not None:  # (``tag`` is a property that makes a string of it)
             raise _Unsupported
         if style == "|":
             return LiteralScalarString(event.value)
@@ -208,17 +208,18 @@ class _Builder:
             return event.value
         if tag not in SCALAR_TAGS or (tag == INT_TAG and len(event.value) > MAX_INTEGER_CHARS):
             raise _Unsupported
-        if self._constructor is None:
-            self._constructor = RoundTripConstructor(loader=_CONSTRUCTOR_LOADER)
-        node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=style)
-        return self._constructor.construct_object(node)
+        return _construct(tag, event.value, style)
 
+    # The containers are filled the way ruamel's constructor leaves them (own keys in ``_ok``,
+    # positions in ``lc``, the flow style in ``fa``) through their base types' methods: the
+    # CommentedMap/CommentedSeq overrides (merge-key and comment bookkeeping, which a plain
+    # document has none of) cost more than the parse itself.
     def _mapping(self, event: MappingStartEvent, depth: int) -> CommentedMap:
-        if event.tag is not None:
+        if event.ctag is not None:
             raise _Unsupported
         data = CommentedMap()
-        mark = event.start_mark
-        data._yaml_set_line_col(mark.line, mark.column)
+        own = data._ok
+        where: dict[Any, list[int]] = {}
         get = self._parser.get_event
         while True:
             key_event = get()
@@ -227,41 +228,61 @@ class _Builder:
                     break
                 raise _Unsupported  # a complex key, or an alias as a key
             key = self._value(key_event, depth)
-            if type(key) is not str or key == "<<" or key in data:
+            if type(key) is not str or key == "<<" or key in where:
                 raise _Unsupported  # non-string, merge or duplicate keys
             value_event = get()
             value = self._value(value_event, depth)
             kmark, vmark = key_event.start_mark, value_event.start_mark
-            data._yaml_set_kv_line_col(key, [kmark.line, kmark.column, vmark.line, vmark.column])
-            data[key] = value
-        _set_style(data, event.flow_style)
+            where[key] = [kmark.line, kmark.column, vmark.line, vmark.column]
+            _MAP_SET(data, key, value)
+            own.add(key)
+        _place(data, event.start_mark, where)
+        if where:
+            _set_style(data, event.flow_style)
         return data
 
     def _sequence(self, event: SequenceStartEvent, depth: int) -> CommentedSeq:
-        if event.tag is not None:
+        if event.ctag is not None:
             raise _Unsupported
         data = CommentedSeq()
-        mark = event.start_mark
-        data._yaml_set_line_col(mark.line, mark.column)
+        where: dict[Any, list[int]] = {}
         get = self._parser.get_event
         while True:
             item_event = get()
             if type(item_event) is SequenceEndEvent:
                 break
-            data.append(self._value(item_event, depth))
             mark = item_event.start_mark
-            data._yaml_set_idx_line_col(len(data) - 1, [mark.line, mark.column])
-        _set_style(data, event.flow_style)
+            where[len(data)] = [mark.line, mark.column]
+            _SEQ_APPEND(data, self._value(item_event, depth))
+        _place(data, event.start_mark, where)
+        if where:
+            _set_style(data, event.flow_style)
         return data
 
 
+_MAP_SET = ordereddict.__setitem__
+_SEQ_APPEND = list.append
+
+
+def _place(data: CommentedMap | CommentedSeq, mark: Any, where: dict[Any, list[int]]) -> None:
+    """The container's position, and its keys' or items' (what ``lc`` answers)."""
+    lc = LineCol()
+    lc.line, lc.col = mark.line, mark.column
+    if where:
+        lc.data = where
+    setattr(data, LineCol.attrib, lc)
+
+
 def _set_style(data: CommentedMap | CommentedSeq, flow_style: bool | None) -> None:
-    if not data:
+    """The flow style of a container that is not empty (as ruamel's constructor sets it)."""
+    if flow_style is None:
         return
-    if flow_style is True:
-        data.fa.set_flow_style()
-    elif flow_style is False:
-        data.fa.set_block_style()
+    style = Format()
+    if flow_style:
+        style.set_flow_style()
+    else:
+        style.set_block_style()
+    setattr(data, Format.attrib, style)
 
 
 class _ConstructorLoader:
@@ -274,6 +295,16 @@ class _ConstructorLoader:
 
 _CONSTRUCTOR_LOADER = _ConstructorLoader()
 _RESOLVER = _ConstructorLoader._resolver
+
+
+@functools.lru_cache(maxsize=4096)
+def _construct(tag: str, value: str, style: Any) -> Any:
+    """A plain scalar that is not a string (an int, a bool, null…), as ruamel's round-trip
+    constructor builds it. Remembered: these are immutable values, and building a
+    constructor for each document cost more than parsing its text (10,000 machines with a
+    ``splay_start: 0`` each)."""
+    node = ScalarNode(tag, value, None, None, style=style)
+    return RoundTripConstructor(loader=_CONSTRUCTOR_LOADER).construct_object(node)
 
 
 @functools.lru_cache(maxsize=4096)

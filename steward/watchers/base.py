@@ -77,6 +77,22 @@ class WatcherProperties(Protocol):
 class Watcher(ABC):
     """Base of every watcher type."""
 
+    __slots__ = (
+        "_pausing",
+        "_task",
+        "_woken",
+        "active",
+        "clock",
+        "context",
+        "last_duration",
+        "last_result",
+        "last_run_at",
+        "machine",
+        "rng",
+        "runs",
+        "spec",
+    )
+
     TYPE: ClassVar[str]
     Properties: ClassVar[type[WatcherProperties]]
     # interval used when the definition sets none (None: run only on activation)
@@ -206,6 +222,11 @@ class Watcher(ABC):
                 extra={"machine": self.machine.name, "watcher": self.name},
             )
             result = WatcherResult(Outcome.ERROR, f"check crashed: {type(exc).__name__}: {exc}")
+        self._ran(result, version, started)
+
+    def _ran(self, result: WatcherResult, version: int, started: float) -> None:
+        """A check that began at ``started`` (monotonic) in state version ``version`` ended
+        with ``result``: count it and hand the result to the machine."""
         self.runs += 1
         self.last_duration = self.clock.monotonic() - started
         self.last_run_at = self.clock.time()

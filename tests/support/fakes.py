@@ -109,12 +109,19 @@ class FakeStore:
     async def load(self, name: str) -> SavedMachine | None:
         return self.rows.get(name)
 
+    async def load_many(self, names: Sequence[str]) -> dict[str, SavedMachine]:
+        return {name: self.rows[name] for name in names if name in self.rows}
+
     async def save(self, saved: SavedMachine) -> None:
+        await self.save_many([saved])
+
+    async def save_many(self, saved: Sequence[SavedMachine]) -> None:
         if self.fail_with is not None:
             raise self.fail_with
-        old = self.rows.get(saved.name)
-        if old is None or old.seq <= saved.seq:  # the sequence never goes back
-            self.rows[saved.name] = saved
+        for row in saved:
+            old = self.rows.get(row.name)
+            if old is None or old.seq <= row.seq:  # the sequence never goes back
+                self.rows[row.name] = row
 
     async def record_transition(
         self, record: TransitionRecord, events: Sequence[Envelope] = ()
@@ -144,6 +151,10 @@ class FakeStore:
 
     async def history(self, name: str, limit: int) -> list[HistoryEntry]:
         return [r.entry() for r in self.records if r.machine == name][-limit:]
+
+    async def history_many(self, names: Sequence[str], limit: int) -> dict[str, list[HistoryEntry]]:
+        found = {name: await self.history(name, limit) for name in names}
+        return {name: entries for name, entries in found.items() if entries}
 
     async def save_data(self, name: str, data: dict[str, Any], at: float) -> None:
         old = self.rows[name]

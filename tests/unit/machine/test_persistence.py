@@ -175,3 +175,30 @@ async def test_a_version_1_database_gains_the_history_table(tmp_path: Path) -> N
     with closing(sqlite3.connect(path)) as db:
         (version,) = db.execute("PRAGMA user_version").fetchone()
     assert version == 1  # an older steward still opens it
+
+
+async def test_many_machines_load_and_save_in_one_call_each(store: SqliteStore) -> None:
+    rows = [SavedMachine(f"m{i}", "1.0.0", "a", 10.0 + i, i, {"i": i}) for i in range(3)]
+    await store.save_many(rows)
+    commits = store.commits
+    await store.save_many([SavedMachine("m1", "1.0.0", "b", 20.0, 0, {})])  # seq 0 < 1: kept
+    assert store.commits == commits + 1
+    found = await store.load_many(["m0", "m1", "m2", "nope"])
+    assert found == {row.name: row for row in rows}
+    for row in rows:
+        assert await store.load(row.name) == row
+
+
+async def test_many_histories_in_one_call(store: SqliteStore) -> None:
+    await store.save_many([SavedMachine(n, "1.0.0", "a", 0.0, 0, {}) for n in ("x", "y", "z")])
+    for seq in range(1, 4):
+        state = "b" if seq % 2 else "a"
+        await store.record_transition(
+            TransitionRecord("x", "1.0.0", "t", "a", state, seq, float(seq), MANUAL)
+        )
+    await store.record_transition(TransitionRecord("y", "1.0.0", "t", "a", "b", 1, 9.0, MANUAL))
+    found = await store.history_many(["x", "y", "z"], 2)
+    assert sorted(found) == ["x", "y"]  # z has none
+    assert [e.seq for e in found["x"]] == [2, 3]  # the newest two, oldest first
+    assert found["x"] == await store.history("x", 2)
+    assert found["y"] == await store.history("y", 2)

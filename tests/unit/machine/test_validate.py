@@ -1135,3 +1135,30 @@ def test_disown_cannot_parse_output_as_data() -> None:
         "m.yaml:19:15: watchers[0].properties.disown: cannot parse the output as data of a "
         "disowned command"
     ]
+
+
+def test_machines_from_one_template_share_their_transitions_and_watchers() -> None:
+    template = (
+        LEADER
+        + "watchers:\n  - {name: t, type: timer, fail_transition: go, properties: {timer: 1m}}\n"
+    )
+    first = parse(template.replace("name: leader", "name: one"), file="one.yaml")
+    second = parse(template.replace("name: leader", "name: two"), file="two.yaml")
+    assert (first.name, second.name) == ("one", "two")
+    assert len(first.watchers) == 1
+    assert first.transitions is second.transitions
+    assert first.watchers is second.watchers
+
+
+def test_parts_with_positions_are_never_shared() -> None:
+    one = parse(FOLLOWER, file="one.yaml")
+    two = parse("\n" + FOLLOWER, file="two.yaml")  # the same, one line down
+    assert one.transitions == two.transitions
+    assert one.transitions[0] is not two.transitions[0]
+    assert one.watchers[0] is not two.watchers[0]
+    assert one.transitions[0].subscribe[0].pos.line + 1 == two.transitions[0].subscribe[0].pos.line
+    fs_one, fs_two = (
+        one.watchers[0].foreign_state_required[0],
+        two.watchers[0].foreign_state_required[0],
+    )
+    assert (fs_one.pos.file, fs_two.pos.file) == ("one.yaml", "two.yaml")

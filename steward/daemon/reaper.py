@@ -4,7 +4,7 @@
 process group (``setsid``) and lost its parent is reparented to the daemon instead of init.
 ``Reaper`` then looks at the daemon's children every ``interval``: an orphan that has exited
 is reaped (``waitpid`` on that pid only). The children the watchers' commands started are
-never touched — asyncio's child watcher waits for those (the daemon's ``ProcessTable``).
+never touched — ``run_process`` waits for those (the daemon's ``ProcessTable``).
 A stopping machine kills the orphans its own commands left (``MachineProcesses.end``); the
 reaper reaps them like any other. On ``stop`` every orphan still running is killed with its
 whole tree and reaped.
@@ -32,7 +32,8 @@ STOP_TIMEOUT = 5.0  # seconds to wait for killed orphans to exit
 
 @contextlib.contextmanager
 def pidfd_child_watcher() -> Iterator[bool]:
-    """On Python 3.11, wait for command processes with pidfds on the running loop.
+    """On Python 3.11, wait for asyncio's subprocesses with pidfds on the running loop
+    (the watchers' commands do so by themselves: ``steward.processes.run``).
 
     3.11's default child watcher starts a thread per child (to block in waitpid); pidfds
     (Linux 5.3+) make a child's exit an event on the loop instead: no thread per spawn.

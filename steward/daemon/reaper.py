@@ -2,12 +2,13 @@
 
 ``become_subreaper`` sets PR_SET_CHILD_SUBREAPER, so a process that escaped a command's
 process group (``setsid``) and lost its parent is reparented to the daemon instead of init.
-``Reaper`` then looks at the daemon's children every ``interval``: an orphan that has exited
-is reaped (``waitpid`` on that pid only). The children the watchers' commands started are
-never touched — ``run_process`` waits for those (the daemon's ``ProcessTable``).
-A stopping machine kills the orphans its own commands left (``MachineProcesses.end``); the
-reaper reaps them like any other. On ``stop`` every orphan still running is killed with its
-whole tree and reaped.
+``Reaper`` then looks at the daemon's children every ``interval``: when one has exited
+(``waitid`` without reaping it), an orphan that has exited is reaped (``waitpid`` on that pid
+only; finding the orphans walks /proc, so it is done only then). The children the watchers'
+commands started are never touched — ``run_process`` waits for those (the daemon's
+``ProcessTable``). A stopping machine kills the orphans its own commands left
+(``MachineProcesses.end``); the reaper reaps them like any other. On ``stop`` every orphan
+still running is killed with its whole tree and reaped.
 """
 
 from __future__ import annotations
@@ -75,6 +76,15 @@ class _SharedPidfdWatcher(asyncio.PidfdChildWatcher):
         self.users = 0
 
 
+def exited_child() -> bool:
+    """Whether some child of this process has exited and waits to be reaped: one waitid
+    that leaves it waitable (``WNOWAIT``) for whoever waits for it."""
+    try:
+        return os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # no children at all
+        return False
+
+
 def become_subreaper(on: bool = True) -> bool:
     """Make this process the reaper of its orphaned descendants (``on``), or stop being it.
     False if the OS refuses."""
@@ -131,7 +141,8 @@ class Reaper:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            self._reap(await asyncio.to_thread(self._orphans))
+            if exited_child():  # else nothing to reap: no walk of /proc (every process's stat)
+                self._reap(await asyncio.to_thread(self._orphans))
 
     @staticmethod
     def _orphans() -> list[ProcStat]:

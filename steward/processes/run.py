@@ -125,8 +125,8 @@ class _Child:
 
     asyncio's subprocess transport does the same spawn (``subprocess.Popen``) but adds a
     transport per pipe, a protocol, a task to connect them and some twenty callbacks per
-    run; for the daemon's most frequent work that was a third of its own CPU per check
-    (bench/check_cpu.py).
+    run: ~0.08 ms of the daemon's CPU per check, about a sixth of its own share
+    (bench/profiles/check_cpu.txt).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, popen: subprocess.Popen[bytes]) -> None:

@@ -55,7 +55,8 @@ bench-load: $(STAMP)
 bench-checks: $(STAMP)
 	$(BIN)/python bench/check_cpu.py
 
-## issue 19: daemon CPU per committed transition (timer machines; no NATS, then JetStream)
+## scenario 6 (issue 19): daemon CPU per committed transition (timer machines; no NATS, then
+## JetStream)
 bench-transitions: $(STAMP)
 	$(BIN)/python bench/transition_cpu.py
 

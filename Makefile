@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 FLEET_PORT ?= 8080
 
-.PHONY: venv run fleet test lint typecheck pytest bench bench-load bench-monit bench-exec bench-timers \
+.PHONY: venv run fleet test lint typecheck pytest bench bench-load bench-checks bench-transitions bench-timers \
 	bench-restart bench-reload bench-events bench-kv bench-fleet bench-fleet-status bench-cli bench-rss bench-virtual-fleet bench-quick docker-setup package package-test systemd-test \
 	clean
 
@@ -43,20 +43,22 @@ pytest: $(STAMP)
 ## every benchmark, each side by side with its baseline where it has one; figures and
 ## PASS/MISS lines are appended to bench/RESULTS.md (~25 min; quiet machine; root for monit,
 ## a Docker engine for bench-restart: make docker-setup)
-bench: $(STAMP) bench-load bench-monit bench-exec bench-timers bench-restart bench-reload \
+bench: $(STAMP) bench-load bench-checks bench-transitions bench-timers bench-restart bench-reload \
 	bench-events bench-kv bench-fleet bench-fleet-status bench-cli bench-rss bench-virtual-fleet
 
 ## scenario 1 alone: 1,000 exec+timer machines (load, RSS, CPU per check, check rate)
 bench-load: $(STAMP)
 	$(BIN)/python bench/load_machines.py --machines 1000
 
-## scenario 1: the same 1,000 checks in steward and in monit, alternating rounds
-bench-monit: $(STAMP)
-	$(BIN)/python bench/monit_compare.py
+## scenario 1: CPU per check that changes no state: 1,000 exec-only machines (/bin/true every
+## 5 s) in steward, in a bare asyncio spawn loop and in monit, alternating rounds
+bench-checks: $(STAMP)
+	$(BIN)/python bench/check_cpu.py
 
-## scenario 6: CPU per /bin/true spawn, steward's exec watcher vs a bare asyncio loop
-bench-exec: $(STAMP)
-	$(BIN)/python bench/exec_floor.py
+## scenario 6 (issue 19): daemon CPU per committed transition (timer machines; no NATS, then
+## JetStream)
+bench-transitions: $(STAMP)
+	$(BIN)/python bench/transition_cpu.py
 
 ## scenario 2: 10,000 timer machines (load time and phases, RSS, idle CPU, status call)
 bench-timers: $(STAMP)
@@ -105,8 +107,8 @@ bench-virtual-fleet: $(STAMP)
 ## smoke runs of every benchmark, nothing recorded (CI runs this so the code never rots)
 bench-quick: $(STAMP)
 	$(BIN)/python bench/load_machines.py --quick --no-record
-	$(BIN)/python bench/monit_compare.py --quick --no-record
-	$(BIN)/python bench/exec_floor.py --quick --no-record
+	$(BIN)/python bench/check_cpu.py --quick --no-record
+	$(BIN)/python bench/transition_cpu.py --quick --no-record
 	$(BIN)/python bench/timers_10k.py --quick --no-record
 	$(BIN)/python bench/restart_compare.py --quick --no-record
 	$(BIN)/python bench/reload_latency.py --quick --no-record

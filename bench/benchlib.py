@@ -409,7 +409,13 @@ SUMMARY_COLUMNS = (
     "| scenario | headline of the latest run | date | commit | machine |\n|---|---|---|---|---|"
 )
 # scenarios whose script is gone: their row says so, their last figures are not current
-RETIRED = MappingProxyType({"docker_kill": "replaced by restart_compare"})
+RETIRED = MappingProxyType(
+    {
+        "docker_kill": "replaced by restart_compare",
+        "monit_compare": "replaced by check_cpu, scenario 1 restated",
+        "exec_floor": "replaced by check_cpu, scenario 1 restated",
+    }
+)
 # the headline figures of sections recorded before headline figures were marked
 UNMARKED_HEADLINES = MappingProxyType(
     {

@@ -2,12 +2,13 @@
 
 ``become_subreaper`` sets PR_SET_CHILD_SUBREAPER, so a process that escaped a command's
 process group (``setsid``) and lost its parent is reparented to the daemon instead of init.
-``Reaper`` then looks at the daemon's children every ``interval``: an orphan that has exited
-is reaped (``waitpid`` on that pid only). The children the watchers' commands started are
-never touched — asyncio's child watcher waits for those (the daemon's ``ProcessTable``).
-A stopping machine kills the orphans its own commands left (``MachineProcesses.end``); the
-reaper reaps them like any other. On ``stop`` every orphan still running is killed with its
-whole tree and reaped.
+``Reaper`` then looks at the daemon's children every ``interval``: when one has exited
+(``waitid`` without reaping it), an orphan that has exited is reaped (``waitpid`` on that pid
+only; finding the orphans walks /proc, so it is done only then). The children the watchers'
+commands started are never touched — ``run_process`` waits for those (the daemon's
+``ProcessTable``). A stopping machine kills the orphans its own commands left
+(``MachineProcesses.end``); the reaper reaps them like any other. On ``stop`` every orphan
+still running is killed with its whole tree and reaped.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ STOP_TIMEOUT = 5.0  # seconds to wait for killed orphans to exit
 
 @contextlib.contextmanager
 def pidfd_child_watcher() -> Iterator[bool]:
-    """On Python 3.11, wait for command processes with pidfds on the running loop.
+    """On Python 3.11, wait for asyncio's subprocesses with pidfds on the running loop
+    (the watchers' commands do so by themselves: ``steward.processes.run``).
 
     3.11's default child watcher starts a thread per child (to block in waitpid); pidfds
     (Linux 5.3+) make a child's exit an event on the loop instead: no thread per spawn.
@@ -72,6 +74,15 @@ class _SharedPidfdWatcher(asyncio.PidfdChildWatcher):
         super().__init__()
         self.previous = previous
         self.users = 0
+
+
+def exited_child() -> bool:
+    """Whether some child of this process has exited and waits to be reaped: one waitid
+    that leaves it waitable (``WNOWAIT``) for whoever waits for it."""
+    try:
+        return os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # no children at all
+        return False
 
 
 def become_subreaper(on: bool = True) -> bool:
@@ -130,7 +141,8 @@ class Reaper:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            self._reap(await asyncio.to_thread(self._orphans))
+            if exited_child():  # else nothing to reap: no walk of /proc (every process's stat)
+                self._reap(await asyncio.to_thread(self._orphans))
 
     @staticmethod
     def _orphans() -> list[ProcStat]:

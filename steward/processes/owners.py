@@ -80,9 +80,9 @@ def kill_owned(
     tag_of: Callable[[int], str | None] = instance_tag,
 ) -> dict[int, str]:
     """SIGKILL every process below ``root`` that belongs to one of ``instances``, except the
-    pids in ``spare`` (commands asyncio still waits for). Blocking: walks /proc, so run it in
-    a thread. The processes are stopped first, walk after walk, so none forks while they are
-    being killed. Returns the pids killed and their instance."""
+    pids in ``spare`` (commands ``run_process`` still waits for). Blocking: walks /proc, so
+    run it in a thread. The processes are stopped first, walk after walk, so none forks while
+    they are being killed. Returns the pids killed and their instance."""
     tags: dict[int, str | None] = {}
 
     def cached_tag(pid: int) -> str | None:  # one environ read per process per call

@@ -1,13 +1,13 @@
 """Which processes the daemon's watchers started, and for which machine.
 
-``ProcessTable`` is the daemon's: it knows the children asyncio is waiting for (and spawns in
-progress), so the daemon's reaper (``steward.daemon.reaper``) never takes an exit status
-asyncio waits for, and which machine instance ran each command. ``MachineProcesses`` is one
-machine's view of it, handed to its watchers through their context: every command of that
-machine runs through it, tagged with the instance (``STEWARD_MACHINE_INSTANCE``), and
-``end()`` ends every process those commands left behind when the machine stops — adopted
-orphans included (the daemon is their subreaper), another machine's never
-(``steward.processes.owners``).
+``ProcessTable`` is the daemon's: it knows the children ``run_process`` is waiting for (and
+spawns in progress), so the daemon's reaper (``steward.daemon.reaper``) never takes an exit
+status ``run_process`` waits for, and which machine instance ran each command.
+``MachineProcesses`` is one machine's view of it, handed to its watchers through their
+context: every command of that machine runs through it, tagged with the instance
+(``STEWARD_MACHINE_INSTANCE``), and ``end()`` ends every process those commands left behind
+when the machine stops — adopted orphans included (the daemon is their subreaper), another
+machine's never (``steward.processes.owners``).
 
 Machines that stop together (a daemon stopping, a reload) share one walk of /proc: ``end``
 calls that arrive while a sweep runs are served by the next one.
@@ -33,7 +33,7 @@ SETTLE = 0.05  # seconds between two looks while killed processes exit
 
 
 class ProcessTable:
-    """The children of this daemon that asyncio waits for, spawns in progress, and the
+    """The children of this daemon that ``run_process`` waits for, spawns in progress, and the
     instance each command ran for."""
 
     def __init__(self, end_timeout: float = END_TIMEOUT) -> None:
@@ -76,14 +76,15 @@ class ProcessTable:
         # disowned too, and a session id is not reused while the session has members
 
     def started(self, pid: int, instance: str) -> None:
-        """A command of ``instance`` runs as ``pid``; asyncio waits for it."""
+        """A command of ``instance`` runs as ``pid``; ``run_process`` waits for it."""
         self.waiting.add(pid)
         self.commands[pid] = instance  # a reused pid names the newest command
         self._ran.add(instance)
         self._lingering.discard(pid)
 
     def exited(self, pid: int) -> None:
-        """asyncio has reaped command ``pid``; its group is checked now and then until empty."""
+        """``run_process`` has reaped command ``pid``; its group is checked now and then until
+        empty."""
         self.waiting.discard(pid)
         self._lingering.add(pid)
         self._exits_since_prune += 1

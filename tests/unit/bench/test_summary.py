@@ -129,14 +129,14 @@ def test_record_appends_the_section_and_regenerates_the_table(tmp_path: Path) ->
 
 def test_record_creates_the_file(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
-    section = benchlib.results_section("exec_floor: a run", [("ratio", "1.1")], "about")
+    section = benchlib.results_section("check_cpu: a run", [("ratio", "1.1")], "about")
 
     benchlib.record(section, results)
 
     text = results.read_text()
     assert text.startswith(benchlib.RESULTS_HEADER)
-    assert list(table_rows(text)) == ["exec_floor"]
-    assert table_rows(text)["exec_floor"][0] == "-"  # no headline figure, no target line
+    assert list(table_rows(text)) == ["check_cpu"]
+    assert table_rows(text)["check_cpu"][0] == "-"  # no headline figure, no target line
     assert text.endswith(section.lstrip("\n"))
 
 

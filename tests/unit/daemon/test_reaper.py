@@ -66,3 +66,45 @@ async def test_a_stopped_reaper_is_no_longer_the_subreaper() -> None:
     await reaper.stop()
     # what is orphaned in this process afterwards (another test's dockerd, say) goes to init
     assert not subreaper()
+
+
+async def test_the_reaper_walks_proc_only_once_a_child_has_exited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import subprocess
+    import time
+
+    from steward.daemon import reaper as reaper_module
+    from steward.daemon.reaper import Reaper
+    from steward.processes import ProcessTable
+
+    looks: list[bool] = []
+    walks: list[float] = []
+
+    def counting_look() -> bool:
+        looks.append(exited := real_look())
+        return exited
+
+    def counting_walk() -> list[object]:
+        walks.append(time.monotonic())
+        return list(real_walk())
+
+    real_look, real_walk = reaper_module.exited_child, Reaper._orphans
+    monkeypatch.setattr(reaper_module, "exited_child", counting_look)
+    reaper = Reaper(ProcessTable(), interval=0.01)
+    monkeypatch.setattr(reaper, "_orphans", counting_walk)
+    reaper.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(looks) < 10:  # ten looks with no child exited: no walk
+            assert time.monotonic() < deadline, "the reaper did not look"
+            await asyncio.sleep(0.01)
+        assert walks == []
+        # an orphan: the shell exits at once (reaped here), its `sleep` is reparented to us
+        subprocess.run(["sh", "-c", "sleep 0.1 &"], check=True)
+        while reaper.reaped < 1:
+            assert time.monotonic() < deadline, "the orphan was not reaped"
+            await asyncio.sleep(0.01)
+        assert walks  # it exited: the walk found it
+    finally:
+        await reaper.stop()

@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
-"""Side by side with monit: N machines that each run ``/bin/true`` every 5 s, vs monit.
+"""Scenario 1: CPU per check that changes no state. N machines each run ``/bin/true`` every
+5 s and do nothing else; steward vs a bare asyncio spawn loop (the floor) vs monit.
 
-Both sides run in the same run, one after the other, alternating (steward, monit, steward, …)
-for ``--rounds`` rounds, each on a fresh daemon, so both see the same (shared, noisy) box;
-the figures are the medians over the rounds.
+The three run in the same run, one after the other, alternating (steward, floor, monit,
+steward, …) for ``--rounds`` rounds, each a fresh process, so all see the same (shared,
+noisy) box; the figures are the medians over the rounds.
 
-- **steward**: the real daemon on ``--machines`` load machines (``MACHINE_TEMPLATE`` in
-  benchlib: an exec watcher running ``/bin/true`` every ``--interval`` in both states plus a
-  timer of half the interval: two transitions per check, as in ``load_machines.py``).
+- **steward**: the real daemon on ``--machines`` exec-only machines (``write_machines(...,
+  exec_only=True)`` in benchlib: one exec watcher running ``/bin/true`` every ``--interval``,
+  no timer, no transition), so what it does per check is the exec watcher's own work (the
+  data file, the spawn, the capture, the result, the log line, the events and metrics) and
+  nothing else: a check that changes no state.
+- **floor**: ``spawn_floor.py`` as a subprocess: one asyncio task per machine spawning what
+  steward spawns (same directory, pipes, environment, new session, timeout, schedule) with
+  ``create_subprocess_exec`` + ``communicate``, and nothing else (its docstring says exactly
+  what). The lowest a Python daemon on asyncio could spend per check.
 - **monit** (Debian's ``monit``, ``apt-get install``-ed when missing and we are root), in the
   foreground (``monit -I -c`` a private monitrc, mode 0600, with its own idfile, statefile,
   pidfile and log, no httpd): one ``check program`` per machine running ``/bin/true`` (timeout
@@ -16,42 +23,48 @@ the figures are the medians over the rounds.
   next one), then sleeps the poll interval: its cycle is the interval plus the time the checks
   take, so it falls behind the configured rate, and by how much is measured.
 
+This replaces two earlier comparisons (``monit_compare``, ``exec_floor``; see bench/README.md):
+the first gave steward's machines a timer as well, so each steward check also committed two
+fsync'ed transitions that monit never makes (``transition_cpu.py`` measures that cost on its
+own); the second compared with the floor at 200 spawns per 1 s.
+
 Steady state only: steward's window starts once every machine is listed, every exec watcher
-has run once, and one more interval has passed; monit's once it has started every program
-twice (the first cycle only starts them, the second collects and starts again). The window
-is ``--duration`` (60 s) on both sides, rounded to whole intervals (so both of its edges fall
-at the same phase of steward's schedule). Over it:
+has run once, and one more interval has passed; the floor's once it has spawned twice per
+machine, and one more interval; monit's once it has started every program twice (the first
+cycle only starts them, the second collects and starts again). The window is ``--duration``
+(60 s) on every side, rounded to whole intervals. Over it:
 
-- **CPU per check** = (utime + stime of the daemon + cutime + cstime of the children it
+- **CPU per check** = (utime + stime of the process + cutime + cstime of the children it
   reaped, from /proc/<pid>/stat at both ends) / the checks run in the window.
-- **checks run** are counted the same way for both: the kernel's proc connector (a netlink
-  socket, root only; ``ChildExecs`` in benchlib) reports every program a direct child of the
-  daemon exec'd, with its time. This costs the daemons nothing: no wrapper script, no verbose
-  log, no status request. For steward the control API's own exec count (from ``steward status
-  --json`` just before and after the window) is shown beside it. Each monit child is reaped
-  in the cycle after it ran, just before its successor is started, so over a window the
-  children reaped and the programs started are the same in number.
-- **rate**: the configured interval over the effective one: for steward the mean time
-  between the runs of each exec watcher (control API); for monit the median time between
-  the starts of its poll cycles (from the exec times: a cycle starts after a pause of over
-  half an interval).
-- **RSS**: the daemon's peak RSS over the window (sampled every second), VmHWM shown too.
+- **checks run** are counted the same way for all three: the kernel's proc connector (a
+  netlink socket, root only; ``ChildExecs`` in benchlib) reports every program a direct child
+  of the process exec'd, with its time. This costs the processes nothing. For steward the
+  control API's own exec count (``steward status --json`` just before and after the window)
+  is shown beside it. Each monit child is reaped in the cycle after it ran, just before its
+  successor is started, so over a window the children reaped and the programs started are the
+  same in number.
+- **rate**: the configured interval over the effective one: for steward the mean time between
+  the runs of each exec watcher (control API); for the floor from its runs in the window; for
+  monit the median time between the starts of its poll cycles (from the exec times: a cycle
+  starts after a pause of over half an interval).
+- **RSS**: each process's peak RSS over the window (sampled every second), VmHWM shown too.
 
-Both daemons run with the same ``RLIMIT_NOFILE`` soft limit, ``--nofile`` (1024, what both
-get as systemd services: Debian's monit init script and ``packaging/steward.service`` leave
+All three run with the same ``RLIMIT_NOFILE`` soft limit, ``--nofile`` (1024, what each gets
+as a systemd service: Debian's monit init script and ``packaging/steward.service`` leave
 systemd's default soft limit of 1024 alone; 0 keeps this shell's). It matters: monit's child
 closes every descriptor up to that limit before it execs the program, so each check costs
 monit's children roughly 5x more at a 20,000 limit than at 1,024. Where steward keeps its
 exec watchers' data files (``WATCHER_DATA``, in its ``TMPDIR``) is recorded with that file
-system's type: creating files there costs kernel time on ext4 that tmpfs does not.
+system's type.
 
-Targets: steward's RSS ≤ 100 MB (decimal), its CPU per check ≤ 0.5x monit's, and its checks
-run at ≥ 95 % of the configured rate. Prints ``monit-compare: … target: … ratio: …
-PASS|MISS``. If monit cannot be had it prints ``monit-compare: NOT RUN (monit: reason)``
-loudly and exits 2; 1 if the benchmark itself failed; else 0, PASS or MISS.
+Targets (one line each): steward's CPU per check ≤ 1.15x the floor's and ≤ monit's (at the
+default open-file limit); its RSS ≤ 100 MB (decimal); its checks at ≥ 95 % of the configured
+rate. Prints ``check-cpu-floor: … target: … ratio: … PASS|MISS`` and the others. If monit
+cannot be had its line is ``check-cpu-monit: NOT RUN (monit: reason)``, said loudly, and the
+script exits 2; 1 if the benchmark itself failed; else 0, PASS or MISS.
 
-    .venv/bin/python bench/monit_compare.py --quick --no-record   # smoke: 50 machines, ~40 s
-    .venv/bin/python bench/monit_compare.py                       # 1000 machines, 3 rounds
+    .venv/bin/python bench/check_cpu.py --quick --no-record   # smoke: 50 machines, ~1 min
+    .venv/bin/python bench/check_cpu.py                       # 1000 machines, 3 rounds
 """
 
 from __future__ import annotations
@@ -102,14 +115,16 @@ from load_machines import (
     wait_first_runs,
     wait_ready,
 )
+from spawn_floor import child_watcher_note
 
 TARGET_RSS_BYTES = 100e6  # 100 MB, decimal
-TARGET_CPU_RATIO = 0.5  # steward's CPU per check / monit's
+TARGET_FLOOR_RATIO = 1.15  # steward's CPU per check / the floor's
+TARGET_MONIT_RATIO = 1.0  # steward's CPU per check / monit's (at DEFAULT_NOFILE)
 TARGET_RATE = 0.95  # of the configured check rate
 DEFAULT_NOFILE = 1024
 CATCH_UP = 0.3  # seconds for the proc connector's thread to catch up after a window
 MONITRC = """\
-# a private monit for bench/monit_compare.py
+# a private monit for bench/check_cpu.py
 set daemon {interval}
 set logfile {dir}/monit.log
 set idfile {dir}/monit.id
@@ -133,11 +148,14 @@ def whole_seconds(text: str) -> float:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="N machines running /bin/true every interval: steward vs monit "
-        "(CPU per check, RSS, check rate), alternating rounds."
+        description="N machines running /bin/true every interval and nothing else: steward "
+        "vs a bare asyncio spawn loop vs monit (CPU per check, RSS, rate), alternating rounds."
     )
     parser.add_argument(
-        "--machines", type=positive_int, default=None, help="machines = monit checks (1000)"
+        "--machines",
+        type=positive_int,
+        default=None,
+        help="machines = floor tasks = monit checks (1000)",
     )
     parser.add_argument(
         "--interval", type=whole_seconds, default=5.0, help="check interval, whole seconds (5)"
@@ -153,7 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--nofile",
         type=int,
         default=DEFAULT_NOFILE,
-        help=f"RLIMIT_NOFILE soft limit for both daemons ({DEFAULT_NOFILE}; 0: keep this one)",
+        help=f"RLIMIT_NOFILE soft limit for all three ({DEFAULT_NOFILE}; 0: keep this one)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 50 machines, 10 s, 1 round"
@@ -196,6 +214,7 @@ class Side:
     api_runs: int | None = None  # steward: the control API's count, status to status
     api_window: float = 0.0
     exit_code: int | None = None
+    note: str = ""  # what the process said on stderr (the floor's spawn errors)
 
     @property
     def expected(self) -> float:
@@ -358,6 +377,48 @@ def steward_window(
         keep_or_remove(keep, f"steward state and log {state_dir}", state_dir)
 
 
+# the floor -------------------------------------------------------------------------------------
+FLOOR_SCRIPT = Path(__file__).resolve().with_name("spawn_floor.py")
+
+
+def floor_window(
+    machines_dir: Path, side: Side, seconds: float, settle: float, execs: ChildExecs
+) -> Side:
+    """``spawn_floor.py`` as a subprocess: every task spawned twice, ``settle`` s more, then a
+    ``seconds`` window. ``side.effective_interval`` is from its runs in the window."""
+    argv = [
+        *(sys.executable, str(FLOOR_SCRIPT), str(machines_dir)),
+        *("--machines", str(side.machines), "--interval", f"{side.interval:g}"),
+    ]
+    spawned = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def gone(why: str) -> BenchError:
+        code = proc.poll()
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode(errors="replace")[-2000:] if code is not None else ""
+        return BenchError(f"floor: {why} (exit code {code}) {err}".rstrip())
+
+    try:
+        execs.watch(proc.pid)
+        deadline = spawned + 3 * side.interval + 60
+        wait_for_runs(proc, execs, 2 * side.machines, spawned, deadline, gone)
+        sleep_alive(settle, lambda: proc.poll() is None, gone)
+        side.startup = time.monotonic() - spawned
+        measure_window(proc.pid, seconds, execs, side, gone)
+        side.effective_interval = side.run_interval
+        side.exit_code = stop_process(proc)
+        assert proc.stderr is not None
+        side.note = proc.stderr.read().decode(errors="replace").strip()
+        return side
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
 # monit -----------------------------------------------------------------------------------------
 class MonitMissing(BenchError):
     """monit is not on PATH and cannot be installed."""
@@ -491,6 +552,9 @@ def data_dir_note() -> str:
     return f"{path} ({fstype})"
 
 
+SIDES = ("steward", "floor", "monit")
+
+
 @dataclass
 class Figures:
     machines: int
@@ -499,33 +563,35 @@ class Figures:
     rounds: int
     nofile: str = "?"
     monit: str = "?"
+    floor_watcher: str = "?"
     data_dir: str = "?"
     loadavg: str = "?"
     monit_not_run: str | None = None
-    steward_runs: list[Side] = field(default_factory=list)
-    monit_runs: list[Side] = field(default_factory=list)
+    runs: dict[str, list[Side]] = field(default_factory=lambda: {name: [] for name in SIDES})
 
     def med(self, side: str, value: Callable[[Side], float]) -> float:
-        return median([value(s) for s in getattr(self, f"{side}_runs")])
+        return median([value(s) for s in self.runs[side]])
 
-    @property
-    def ratio(self) -> float:
-        return self.med("steward", lambda s: s.cpu_ms) / self.med("monit", lambda s: s.cpu_ms)
+    def cpu(self, side: str) -> float:
+        return self.med(side, lambda s: s.cpu_ms)
+
+    def ratio(self, other: str) -> float:
+        return self.cpu("steward") / self.cpu(other)
 
     @property
     def rss_mb(self) -> float:
         return self.med("steward", lambda s: s.rss_peak_kib) * 1024 / 1e6
 
     @property
-    def passed(self) -> bool:
-        return (
-            self.ratio <= TARGET_CPU_RATIO
-            and self.rss_mb * 1e6 <= TARGET_RSS_BYTES
-            and self.med("steward", lambda s: s.rate) >= TARGET_RATE
-        )
+    def rate(self) -> float:
+        return self.med("steward", lambda s: s.rate)
+
+    @property
+    def monit_ran(self) -> bool:
+        return bool(self.runs["monit"]) and not self.monit_not_run
 
     def side_lines(self, name: str) -> list[tuple[str, str]]:
-        runs: list[Side] = getattr(self, f"{name}_runs")
+        runs = self.runs[name]
         if not runs:
             return []
 
@@ -539,8 +605,8 @@ class Figures:
         rss = m(lambda s: s.rss_peak_kib)
         rows = [
             (
-                f"{name}: CPU per check (daemon + reaped children)",
-                f"{cpu:.3f} ms (daemon {cpu_self:.3f} + children {cpu_children:.3f}); "
+                f"{name}: CPU per check (process + reaped children)",
+                f"{cpu:.3f} ms (process {cpu_self:.3f} + children {cpu_children:.3f}); "
                 f"rounds {per_round([s.cpu_ms for s in runs], '.3f')}",
             ),
             (
@@ -580,60 +646,88 @@ class Figures:
                     + f" in {m(lambda s: s.api_window):.1f} s",
                 )
             )
+        notes = "; ".join(s.note for s in runs if s.note)
+        if notes:
+            rows.append((f"{name}: said", notes))
         return rows
 
     def lines(self) -> list[tuple[str, str]]:
         rows = [
             (
                 "rounds",
-                f"{self.rounds}, alternating steward / monit, a fresh daemon each; "
+                f"{self.rounds}, alternating steward / floor / monit, a fresh process each; "
                 f"{self.window:g} s steady window per side",
             ),
-            ("RLIMIT_NOFILE of both daemons (soft/hard)", self.nofile),
+            ("RLIMIT_NOFILE of all three (soft/hard)", self.nofile),
             ("steward's exec data files (WATCHER_DATA) in", self.data_dir),
+            ("floor: child watcher", self.floor_watcher),
             ("monit", f"NOT RUN ({self.monit_not_run})" if self.monit_not_run else self.monit),
             *self.side_lines("steward"),
+            *self.side_lines("floor"),
             *self.side_lines("monit"),
+            (
+                "ratio: steward / floor CPU per check (medians)",
+                f"{self.ratio('floor'):.2f} (target ≤ {TARGET_FLOOR_RATIO:g})",
+            ),
         ]
-        if self.complete:
-            rows += [
+        if self.monit_ran:
+            rows.append(
                 (
                     "ratio: steward / monit CPU per check (medians)",
-                    f"{self.ratio:.2f} (target ≤ {TARGET_CPU_RATIO:g})",
-                ),
-                (
-                    "targets: CPU/check ≤ 0.5x monit's, RSS ≤ 100 MB, rate ≥ 95 %",
-                    "PASS" if self.passed else "MISS",
-                ),
-            ]
+                    f"{self.ratio('monit'):.2f} (target ≤ {TARGET_MONIT_RATIO:g})",
+                )
+            )
         return rows
 
-    @property
-    def complete(self) -> bool:
-        return bool(self.steward_runs and self.monit_runs) and not self.monit_not_run
-
-    def summary(self) -> str:
-        if not self.complete:
-            return f"monit-compare: NOT RUN (monit: {self.monit_not_run})"
-        steward_rate = self.med("steward", lambda s: s.rate)
-        return summary_line(
-            "monit-compare",
-            f"{self.machines} checks every {self.interval:g} s: "
-            f"steward {self.med('steward', lambda s: s.cpu_ms):.2f} ms/check, "
-            f"RSS {self.rss_mb:.1f} MB, rate {steward_rate:.1%}; "
-            f"monit {self.med('monit', lambda s: s.cpu_ms):.2f} ms/check, "
-            f"rate {self.med('monit', lambda s: s.rate):.1%}",
-            f"CPU/check ≤ {TARGET_CPU_RATIO:g}x monit, RSS ≤ {TARGET_RSS_BYTES / 1e6:.0f} MB, "
-            f"rate ≥ {TARGET_RATE:.0%}",
-            f"{self.ratio:.2f}",
-            self.passed,
-        )
+    def summaries(self) -> list[str]:
+        checks = f"{self.machines} checks every {self.interval:g} s"
+        steward = f"steward {self.cpu('steward'):.3f} ms/check"
+        lines = [
+            summary_line(
+                "check-cpu-floor",
+                f"{checks}: {steward}, floor {self.cpu('floor'):.3f} ms/check",
+                f"steward ≤ {TARGET_FLOOR_RATIO:g}x the floor",
+                f"{self.ratio('floor'):.2f}",
+                self.ratio("floor") <= TARGET_FLOOR_RATIO,
+            )
+        ]
+        if self.monit_ran:
+            lines.append(
+                summary_line(
+                    "check-cpu-monit",
+                    f"{checks}: {steward}, monit {self.cpu('monit'):.3f} ms/check "
+                    f"(RLIMIT_NOFILE {self.nofile.partition('/')[0]})",
+                    f"steward ≤ {TARGET_MONIT_RATIO:g}x monit",
+                    f"{self.ratio('monit'):.2f}",
+                    self.ratio("monit") <= TARGET_MONIT_RATIO,
+                )
+            )
+        else:
+            lines.append(f"check-cpu-monit: NOT RUN (monit: {self.monit_not_run})")
+        monit_rate = f", monit {self.med('monit', lambda s: s.rate):.1%}" if self.monit_ran else ""
+        lines += [
+            summary_line(
+                "check-rss",
+                f"steward {self.rss_mb:.1f} MB ({self.machines} exec machines)",
+                f"≤ {TARGET_RSS_BYTES / 1e6:.0f} MB",
+                f"{self.rss_mb * 1e6 / TARGET_RSS_BYTES:.2f}",
+                self.rss_mb * 1e6 <= TARGET_RSS_BYTES,
+            ),
+            summary_line(
+                "check-rate",
+                f"steward {self.rate:.1%} of the configured rate{monit_rate}",
+                f"≥ {TARGET_RATE:.0%}",
+                f"{self.rate / TARGET_RATE:.2f}",
+                self.rate >= TARGET_RATE,
+            ),
+        ]
+        return lines
 
 
 # the run ---------------------------------------------------------------------------------------
 def set_nofile(soft: int) -> str:
     """Lower (or raise, up to the hard limit) this process's RLIMIT_NOFILE soft limit, which
-    the daemons inherit; ``soft/hard`` as it then is."""
+    the processes measured inherit; ``soft/hard`` as it then is."""
     current, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft > 0:
         limit = soft if hard == resource.RLIM_INFINITY else min(soft, hard)
@@ -645,35 +739,49 @@ def set_nofile(soft: int) -> str:
 def run_bench(args: argparse.Namespace) -> Figures:
     figures = Figures(args.machines, args.interval, args.duration, args.rounds, loadavg=loadavg())
     figures.data_dir = data_dir_note()
+    figures.floor_watcher = child_watcher_note()
+    monit: str | None = None
     try:
         monit = ensure_monit()
+        figures.monit = f"{monit_version(monit)} (set daemon {args.interval:g})"
     except MonitMissing as exc:
         figures.monit_not_run = str(exc)
-        return figures
-    figures.monit = f"{monit_version(monit)} (set daemon {args.interval:g})"
     figures.nofile = set_nofile(args.nofile)
     settle = 1.0 if args.quick else args.interval
     machines_dir = Path(tempfile.mkdtemp(prefix="steward-bench-machines-"))
     try:
-        write_machines(machines_dir, args.machines, args.interval)
+        write_machines(machines_dir, args.machines, args.interval, exec_only=True)
         with ChildExecs() as execs:
-            alternate(
-                args.rounds,
-                [
-                    steward_round(args, machines_dir, settle, execs, figures.steward_runs),
+            sides = [
+                steward_round(args, machines_dir, settle, execs, figures.runs["steward"]),
+                (
+                    f"floor, {args.machines} tasks",
+                    lambda: floor_window(
+                        machines_dir,
+                        Side("floor", args.machines, args.interval),
+                        args.duration,
+                        settle,
+                        execs,
+                    ),
+                    figures.runs["floor"],
+                ),
+            ]
+            if monit is not None:
+                found = monit
+                sides.append(
                     (
                         f"monit, {args.machines} checks",
                         lambda: monit_window(
-                            monit,
+                            found,
                             Side("monit", args.machines, args.interval),
                             args.duration,
                             execs,
                             keep=args.keep,
                         ),
-                        figures.monit_runs,
-                    ),
-                ],
-            )
+                        figures.runs["monit"],
+                    )
+                )
+            alternate(args.rounds, sides)
         return figures
     finally:
         keep_or_remove(args.keep, f"machines {machines_dir}", machines_dir)
@@ -689,16 +797,18 @@ def side_brief(s: Side) -> str:
 
 def section(figures: Figures) -> str:
     return results_section(
-        f"monit_compare: {figures.machines} checks every {figures.interval:g} s, steward vs "
-        f"monit, {figures.rounds} rounds of {figures.window:g} s",
+        f"check_cpu: {figures.machines} checks every {figures.interval:g} s that change no "
+        f"state, steward vs floor vs monit, {figures.rounds} rounds of {figures.window:g} s",
         figures.lines(),
-        f"steward: {figures.machines} load machines (exec `/bin/true` every "
-        f"{figures.interval:g} s + a timer); monit: {figures.machines} `check program` "
-        f"`/bin/true`, `set daemon {figures.interval:g}`; alternating rounds, medians; CPU per "
-        "check = (daemon utime+stime + reaped children's) / programs its children exec'd in "
-        "the steady window (kernel proc connector)",
+        f"steward: {figures.machines} exec-only machines (exec `/bin/true` every "
+        f"{figures.interval:g} s, no timer, no transition); floor: `spawn_floor.py`, one "
+        "asyncio task per machine, `create_subprocess_exec` + `communicate` with steward's "
+        f"pipes, env, cwd and new session, same schedule; monit: {figures.machines} `check "
+        f"program` `/bin/true`, `set daemon {figures.interval:g}`; alternating rounds, "
+        "medians; CPU per check = (process utime+stime + reaped children's) / programs its "
+        "children exec'd in the steady window (kernel proc connector)",
         commit_note=f"; load average at start: {figures.loadavg}",
-        footer=f"`{figures.summary()}`",
+        footer="\n".join(f"`{line}`  " for line in figures.summaries()),
     )
 
 
@@ -706,9 +816,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def report(figures: Figures) -> int:
-        if not figures.complete:
-            not_run("monit-compare", f"monit: {figures.monit_not_run}")
-            return NOT_RUN_EXIT
         print(
             f"--- {figures.machines} checks every {figures.interval:g} s, {figures.rounds} "
             f"rounds of {figures.window:g} s, load average at start {figures.loadavg}"
@@ -716,12 +823,15 @@ def main(argv: list[str] | None = None) -> int:
         report_figures(
             figures.lines(),
             lambda: section(figures),
-            [figures.summary()],
+            figures.summaries(),
             no_record=args.no_record,
         )
+        if not figures.monit_ran:
+            not_run("check-cpu-monit", f"monit: {figures.monit_not_run}")
+            return NOT_RUN_EXIT
         return 0
 
-    return run_main("monit_compare", lambda: run_bench(args), report)
+    return run_main("check_cpu", lambda: run_bench(args), report)
 
 
 if __name__ == "__main__":

@@ -206,6 +206,8 @@ class MachinesWatch:
             if self._stopping.is_set():
                 return
             await self._settle()
+            if self._stopping.is_set():  # stop() set the wake-up during the settle: not lost
+                return
             self._wake.clear()
             self._pending.clear()
             try:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 import pytest
 from watchfiles import Change
 
-from steward.daemon.watch import DefinitionFilter, settle_time, top_level_directories
+import steward.daemon.watch as watch_module
+from steward.daemon.watch import (
+    DefinitionFilter,
+    MachinesWatch,
+    settle_time,
+    top_level_directories,
+)
 
 
 @pytest.fixture
@@ -119,3 +126,29 @@ def test_settle_time_is_the_longest_wait(tmp_path: Path) -> None:
         p.write_text("x")
         os.utime(p, (t, t))
     assert settle_time([a, b], 0.1, now=1000.09) == pytest.approx(0.09)
+
+
+async def test_a_stop_while_a_change_settles_ends_the_watch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop() during the settle (a file still being written) must not be lost: the dispatcher
+    clears the wake-up after the settle, so it has to look at the stop before it does."""
+    settling = asyncio.Event()
+
+    def still_written(paths: list[Path], quiet: float) -> float:
+        settling.set()
+        return 0.05
+
+    monkeypatch.setattr(watch_module, "settle_time", still_written)
+    rescans = 0
+
+    async def rescan() -> None:
+        nonlocal rescans
+        rescans += 1
+
+    watch = MachinesWatch(tmp_path, rescan, rescan_interval=3600, max_settle=30)
+    await watch.start()
+    async with asyncio.timeout(5):
+        await settling.wait()
+        await watch.stop()
+    assert rescans == 0, "a stopping watch starts no rescan"

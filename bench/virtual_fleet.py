@@ -14,16 +14,30 @@ Scenarios, one run:
 - **steady**: ``--steady`` seconds; the servers' CPU (all three, % of one core) and RSS, and
   the event delay (the transition's timestamp → a core NATS subscriber), p50/p99.
 - **storm**: all three servers SIGKILLed for ``--storm`` seconds while the nodes keep
-  transitioning into their outboxes, then started again: the time until every node has
-  delivered its backlog (connected, no backlog, its outbox empty but for live events), the
-  catch-up rate (the backlog at the return / that time), the servers' peak CPU, publish
-  errors, the delay of live events (timestamped after the return) until every backlog is
-  delivered (p99), and at the end the whole stream read back: every seq of every node once,
-  in order.
+  transitioning into their outboxes, then started again. The return is when JetStream answers
+  again (a meta leader; the servers take connections some seconds before). Figures: the time
+  until every node has delivered its backlog (connected, no backlog, its outbox empty but for
+  live events), the catch-up rate (the backlog at the return / that time), events delivered
+  per second, the servers' and the workers' CPU, when the nodes reconnected (first and last),
+  the errors by kind (failed reconnect attempts are most of them), and at the end the whole
+  stream read back: every seq of every node once, in order.
+- **live delay during the drain** (the target): an event a node makes while it is still
+  disconnected is backlog for that node, so live events are those made after *their own
+  node* is back (reconnected, and JetStream answering), until every backlog is delivered;
+  their delay is timestamp → the core subscriber. Beside it, as information, the delay of
+  every event made after the cluster's return (which counts the events of nodes not yet
+  reconnected).
+
+The defaults are the issue's scenario (``make bench-virtual-fleet``): 10,000 nodes over 4
+processes, 1 transition a minute and a heartbeat every 30 s each, 5 minutes steady, a
+10-minute outage; ~20 minutes and ~6 GB of RAM in all, ~10,000 file descriptors a worker.
 
 State databases live under ``--state-root`` (default /dev/shm): K nodes on one disk would
 measure that disk's fsyncs, not steward or NATS. ``--quick`` (200 nodes, 20 s steady, 20 s
-storm, 12 transitions a minute) is the smoke run of ``make bench-quick``.
+storm, 12 transitions a minute) is the smoke run of ``make bench-fleet-quick`` (part of
+``make bench-quick``). The cluster comes from the tests' harness (``tests.support.nats_cluster``:
+three nats-servers with JetStream on free loopback ports), imported from the repository root,
+so the benchmark and the failover test run the same cluster.
 """
 
 from __future__ import annotations
@@ -41,6 +55,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -108,6 +124,14 @@ class VirtualNode:
         self.instance = f"{name}-1"
         self.started = time.time()
         self.heartbeat_errors = 0
+        self.error_kinds: Counter[str] = Counter()  # what failed, by kind (the message's head)
+        report = self.nats.report
+
+        def counted(message: str) -> None:
+            self.error_kinds[": ".join(message.split(": ")[:2])[:60]] += 1
+            report(message)
+
+        self.nats.report = counted  # type: ignore[method-assign]
 
     async def open(self) -> None:
         from steward.machine.persistence import SavedMachine
@@ -240,6 +264,7 @@ async def worker(args: argparse.Namespace) -> None:
             "not_drained": sum(not n.drained() for n in nodes),
             "published": sum(n.publisher.published for n in nodes),
             "errors": sum(n.nats.state.errors for n in nodes),
+            "failed_connects": sum(n.nats.state.failed_connects for n in nodes),
             "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         }
 
@@ -262,9 +287,16 @@ async def worker(args: argparse.Namespace) -> None:
     final = report()
     final["final"] = True
     final["seqs"] = {n.name: n.seq for n in nodes}
+    final["since"] = {n.name: n.nats.state.since for n in nodes}  # the last (re)connect
     final["dropped"] = sum(n.store.outbox_snapshot().dropped for n in nodes)
     final["overloads"] = sum(getattr(n.publisher, "overloads", 0) for n in nodes)
     final["heartbeat_errors"] = sum(n.heartbeat_errors for n in nodes)
+    final["error_kinds"] = dict(sum((n.error_kinds for n in nodes), Counter()))
+    stuck = [n for n in nodes if n.store.outbox_snapshot().events]
+    final["stuck"] = [
+        {"node": n.name, "events": n.store.outbox_snapshot().events, **n.publisher.status()}
+        for n in stuck[:3]
+    ]
     final["fds"] = sum(1 for _ in Path("/proc/self/fd").iterdir())
     final["threads"] = threading.active_count()
     _emit(final)
@@ -299,11 +331,11 @@ class Worker:
 
 
 class DelayProbe:
-    """A core NATS subscriber on every transition: (timestamp, delay) of each one received."""
+    """A core NATS subscriber on every transition: (timestamp, delay, node) of each one."""
 
     def __init__(self, servers: list[str]) -> None:
         self.servers = servers
-        self.samples: list[tuple[float, float]] = []
+        self.samples: list[tuple[float, float, str]] = []
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.nc: Any = None
@@ -332,12 +364,16 @@ class DelayProbe:
 
     async def received(self, msg: Any) -> None:
         now = time.time()
-        stamp = json.loads(msg.data)["data"]["timestamp"]
-        at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-        self.samples.append((at, now - at))
+        data = json.loads(msg.data)["data"]
+        at = datetime.fromisoformat(data["timestamp"].replace("Z", "+00:00")).timestamp()
+        self.samples.append((at, now - at, data["node"]))
 
     def between(self, start: float, end: float) -> list[float]:
-        return [d for at, d in list(self.samples) if start <= at <= end]
+        return [d for at, d, _ in list(self.samples) if start <= at <= end]
+
+    def after_own_reconnect(self, since: dict[str, float], end: float) -> list[float]:
+        """Delays of events made after their node's own reconnect and before ``end``."""
+        return [d for at, d, node in list(self.samples) if since.get(node, end) <= at <= end]
 
     def stop(self) -> None:
         if self.nc is not None:
@@ -345,11 +381,11 @@ class DelayProbe:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-class ServerMeter:
-    """CPU (all servers together, % of one core) and RSS of the cluster's processes."""
+class ProcessMeter:
+    """CPU (the processes together, % of one core) and RSS of some processes, every second."""
 
-    def __init__(self, cluster: Any) -> None:
-        self.cluster = cluster
+    def __init__(self, pids: Callable[[], list[int]]) -> None:
+        self.pids = pids  # the processes running now
         self.samples: list[tuple[float, float, int]] = []  # (wall time, cpu %, rss KiB)
         self._last: dict[int, Any] = {}
         self._stop = threading.Event()
@@ -358,16 +394,14 @@ class ServerMeter:
     def _run(self) -> None:
         while not self._stop.wait(1.0):
             cpu, rss = 0.0, 0
-            for server in self.cluster.servers:
-                if not server.running:
-                    continue
-                sample = proc_sample(server.proc.pid)
+            for pid in self.pids():
+                sample = proc_sample(pid)
                 if sample is None:
                     continue
-                before = self._last.get(server.proc.pid)
+                before = self._last.get(pid)
                 if before is not None:
                     cpu += cpu_percent(sample.self_ticks - before.self_ticks, sample.at - before.at)
-                self._last[server.proc.pid] = sample
+                self._last[pid] = sample
                 rss += sample.rss_kib
             self.samples.append((time.time(), cpu, rss))
 
@@ -436,6 +470,17 @@ def _peak_rate(workers: list[Worker], start: float, end: float) -> float:
     return max(per_second.values(), default=0.0)
 
 
+def _timeline(workers: list[Worker], start: float, end: float) -> list[int]:
+    """Events delivered in each second from ``start`` (all workers together)."""
+    seconds = [0.0] * max(1, int(end - start) + 1)
+    for w in workers:
+        points = [(t, p) for t, p in w.history if start - 1 <= t <= end]
+        for (_, p0), (t1, p1) in itertools.pairwise(points):
+            if t1 >= start:
+                seconds[min(len(seconds) - 1, int(t1 - start))] += p1 - p0
+    return [round(n) for n in seconds]
+
+
 def _wait(what: str, check: Any, timeout: float) -> float:
     deadline = time.monotonic() + timeout
     while not check():
@@ -453,7 +498,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     cluster = NatsCluster(work / "cluster")
     workers: list[Worker] = []
     probe: DelayProbe | None = None
-    meter = ServerMeter(cluster)
+    meter = ProcessMeter(lambda: [s.proc.pid for s in cluster.servers if s.running])
+    worker_meter = ProcessMeter(lambda: [w.proc.pid for w in workers if w.proc.poll() is None])
     figures: dict[str, Any] = {"nodes": args.nodes, "processes": args.processes}
     try:
         cluster.start()
@@ -494,6 +540,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         probe = DelayProbe(cluster.urls)
         probe.start()
         meter.thread.start()
+        worker_meter.thread.start()
 
         steady_from = time.time()
         time.sleep(args.steady)
@@ -506,11 +553,13 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         print("steady state done; the storm: every server killed", flush=True)
 
         errors_before = sum(w.last.get("errors", 0) for w in workers)
+        failed_before = sum(w.last.get("failed_connects", 0) for w in workers)
         for i in range(len(cluster.servers)):
             cluster.kill(i)
         down_at = time.time()
         time.sleep(args.storm)
         backlog = sum(w.last.get("outbox", 0) for w in workers)
+        restarted = time.time()
         for server in cluster.servers:
             server.start()
         cluster.wait_ready()
@@ -530,12 +579,19 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         figures["storm"] = {
             "peak_rate": _peak_rate(workers, back, done + 1),
             "seconds": back - down_at,
+            "ready": back - restarted,  # servers started -> JetStream answers
             "backlog": backlog,
             "caught_up": caught_up,
             "servers": meter.between(back, done),
+            "workers": worker_meter.between(back, done),
+            "timeline": _timeline(workers, restarted, done + 1),
             "live": probe.between(back, done),
             "errors": sum(w.last.get("errors", 0) for w in workers) - errors_before,
+            "failed_connects": (
+                sum(w.last.get("failed_connects", 0) for w in workers) - failed_before
+            ),
         }
+        storm = figures["storm"]
         for w in workers:
             assert w.proc.stdin is not None
             w.proc.stdin.write("stop\n")
@@ -545,8 +601,17 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
         finals = [w.final for w in workers if w.final is not None]
         seqs: dict[str, int] = {}
+        since: dict[str, float] = {}
         for f in finals:
             seqs.update(f["seqs"])
+            since.update({n: t for n, t in f["since"].items() if t is not None})
+        returned = sorted(t - restarted for t in since.values() if t >= restarted)
+        storm["reconnected"] = (returned[0], returned[-1]) if returned else (0.0, 0.0)
+        # a node is back once it is reconnected and JetStream answers again (the servers take
+        # connections some seconds before JetStream has its leaders back)
+        storm["live_own"] = probe.after_own_reconnect(
+            {n: max(t, back) for n, t in since.items()}, done
+        )
         stored, _total = asyncio.run(_read_seqs(cluster.urls[0]))
         missing = dupes = disorder = 0
         for node, last in seqs.items():
@@ -564,7 +629,11 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "dropped": sum(f["dropped"] for f in finals),
             "overloads": sum(f["overloads"] for f in finals),
             "heartbeat_errors": sum(f["heartbeat_errors"] for f in finals),
+            "error_kinds": dict(sum((Counter(f["error_kinds"]) for f in finals), Counter())),
         }
+        for f in finals:
+            for node in f["stuck"]:
+                print(f"events left in an outbox: {node}", flush=True)
         figures["workers"] = {
             "rss_mib": max(f["rss_kib"] for f in finals) / 1024,
             "fds": max(f["fds"] for f in finals),
@@ -575,6 +644,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         if probe is not None:
             probe.stop()
         meter.stop()
+        worker_meter.stop()
         for w in workers:
             if w.proc.poll() is None:
                 w.proc.kill()
@@ -589,8 +659,10 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> int:
     s_cpu = [c for c, _ in steady["servers"]] or [0.0]
     s_rss = [r for _, r in steady["servers"]] or [0]
     st_cpu = [c for c, _ in storm["servers"]] or [0.0]
+    w_cpu = [c for c, _ in storm["workers"]] or [0.0]
     delays = steady["delays"]
-    live = storm["live"]
+    live = storm["live_own"]
+    since_back = storm["live"]
     rate = storm["backlog"] / storm["caught_up"] if storm["caught_up"] > 0 else float("inf")
     per_node = workers["rss_mib"] * args.processes / max(1, args.nodes) * 1024
     lines = [
@@ -610,10 +682,34 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> int:
         ("storm: peak delivery rate (1 s)", f"{storm['peak_rate']:.0f} events/s"),
         ("storm: servers CPU peak during the drain", f"{max(st_cpu):.0f}%"),
         (
-            "storm: live delay p50 / p99 during the drain",
+            "storm: workers CPU mean / peak during the drain",
+            f"{sum(w_cpu) / len(w_cpu):.0f}% / {max(w_cpu):.0f}%",
+        ),
+        (
+            "storm: delivered per second from the servers' start",
+            " ".join(str(n) for n in storm["timeline"][:40]),
+        ),
+        (
+            "storm: servers started -> JetStream ready (the return)",
+            f"{storm['ready']:.1f}s",
+        ),
+        (
+            "storm: every node reconnected (first / last, after the servers started)",
+            f"{storm['reconnected'][0]:.1f}s / {storm['reconnected'][1]:.1f}s",
+        ),
+        (
+            "storm: live delay p50 / p99 (made after the node is back)",
             f"{ms(percentile(live, 50))} / {ms(percentile(live, 99))} ({len(live)} events)",
         ),
-        ("storm: publish/connection errors (counted)", str(storm["errors"])),
+        (
+            "storm: delay p50 / p99 of all made after JetStream is back",
+            f"{ms(percentile(since_back, 50))} / {ms(percentile(since_back, 99))} "
+            f"({len(since_back)} events)",
+        ),
+        (
+            "storm: errors: failed reconnect attempts / other (publishes …)",
+            f"{storm['failed_connects']} / {storm['errors'] - storm['failed_connects']}",
+        ),
         ("stream: transitions expected / stored", f"{check['expected']} / {check['stored']}"),
         (
             "stream: missing / duplicates / out of order",
@@ -621,6 +717,10 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> int:
         ),
         ("outbox: dropped / left at the end", f"{check['dropped']} / {check['left_in_outboxes']}"),
         ("publisher overloads (429/503)", str(check["overloads"])),
+        (
+            "errors by kind (the whole run)",
+            "; ".join(f"{k} {n}" for k, n in Counter(check["error_kinds"]).most_common(6)),
+        ),
         (
             "worker: peak RSS / fds / threads",
             f"{workers['rss_mib']:.0f} MiB / {workers['fds']} / {workers['threads']}",

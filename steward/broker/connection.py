@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from typing import TYPE_CHECKING, Any
 
 from steward.broker.link import ConnectionState
@@ -116,6 +117,8 @@ class NatsConnection:
             "reconnects": s.reconnects,
             "disconnects": s.disconnects,
             "errors": s.errors,
+            "failed_connects": s.failed_connects,
+            "connected_since": s.since,
             "last_error": s.last_error,
         }
 
@@ -134,6 +137,7 @@ class NatsConnection:
                 nc = await nats.connect(**self._options())
             except Exception as exc:  # nats-py raises many types on a failed first connect
                 servers = ", ".join(self.settings.servers)
+                self.state.failed_connects += 1
                 self.report(f"cannot connect to NATS {servers}: {exc}")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
@@ -145,6 +149,7 @@ class NatsConnection:
 
     def _up(self, nc: Client) -> None:
         self.state.connected = True
+        self.state.since = time.time()
         if nc.connected_url is not None:
             self.state.server = str(nc.connected_url.netloc)
         assert self._online is not None
@@ -152,6 +157,7 @@ class NatsConnection:
 
     def _down(self) -> None:
         self.state.connected = False
+        self.state.since = None
         if self._online is not None:
             self._online.clear()
 
@@ -189,6 +195,8 @@ class NatsConnection:
 
     # nats-py callbacks -----------------------------------------------------------------------
     async def _on_error(self, exc: Exception) -> None:
+        if not self.state.connected:  # nats-py calls it for each failed reconnect attempt
+            self.state.failed_connects += 1
         self.report(f"NATS error: {type(exc).__name__}: {exc}")
 
     async def _on_disconnected(self) -> None:

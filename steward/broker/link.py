@@ -22,6 +22,8 @@ class ConnectionState:
     reconnects: int = 0
     disconnects: int = 0
     errors: int = 0  # connection errors, and failures its users reported (publishes …)
+    failed_connects: int = 0  # of those: (re)connect attempts that failed (no server there)
+    since: float | None = None  # wall clock of the last (re)connect, while connected
     last_error: str | None = None
     last_success: float | None = None  # wall clock of the last acknowledged exchange
 

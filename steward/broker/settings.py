@@ -18,7 +18,10 @@ class StreamLimits:
     steward.yaml). Oldest events go first when one is reached (limits retention)."""
 
     max_age: float = 7 * DAY  # seconds an event is kept; 0: for ever
-    max_bytes: int = 10 * 1024**3  # per replica; -1: no limit
+    # per replica; -1: no limit. JetStream reserves it on each replica's server at creation
+    # and refuses more than the server can store, so the default stays small: a fleet sets
+    # nodes x 68 MB for 7 days of typical nodes (docs/events.md, Sizing)
+    max_bytes: int = 10 * 1024**3
     max_msgs_per_subject: int = 100_000  # per node x machine x kind (watcher); -1: no limit
     duplicate_window: float = 120.0  # seconds the server remembers Nats-Msg-Id (retries)
 

@@ -1,12 +1,13 @@
 """How fast a node delivers a backlog after an outage: a bounded rate, a random start, and
 slowing down when the broker says it is overloaded.
 
-A fleet that comes back after a broker outage must not flatten it: every node waits a random
-``jitter`` before it starts on its backlog, then sends at most ``rate`` backlog events a
-second (a token bucket, one second of burst), halves that rate each time the broker answers
-"too many requests" (HTTP-like 429 from JetStream, a slow consumer, 503 while it is busy) and
-recovers by a tenth of it per batch that went through. Live events (see ``NatsPublisher``) are
-not paced. Time and randomness are injected, so the pacing is tested without sleeping.
+A fleet that comes back after a broker outage must not flatten it: a node whose backlog is
+more than one second's burst waits a random ``jitter`` before it starts on it, then sends at
+most ``rate`` backlog events a second (a token bucket, one second of burst), halves that
+rate each time the broker answers "too many requests" (HTTP-like 429 from JetStream, a slow
+consumer, 503 while it is busy) and recovers by a tenth of it per batch that went through.
+Live events (see ``NatsPublisher``) are not paced. Time and randomness are injected, so the
+pacing is tested without sleeping.
 """
 
 from __future__ import annotations
@@ -44,9 +45,13 @@ class DrainPace:
         self._tokens = float(settings.rate)
         self._at = clock.monotonic()
 
-    def start_delay(self) -> float:
-        """How long to wait before starting on a backlog (uniform in [0, jitter])."""
-        return self._rng.uniform(0.0, self.settings.jitter) if self.settings.jitter > 0 else 0.0
+    def start_delay(self, backlog: int) -> float:
+        """How long to wait before starting on a backlog of ``backlog`` events: none if it
+        fits in one second's burst (it adds no more than the rate allows anyway, and a machine's
+        live events wait behind its backlog), else uniform in [0, jitter]."""
+        if backlog <= self.settings.rate or self.settings.jitter <= 0:
+            return 0.0
+        return self._rng.uniform(0.0, self.settings.jitter)
 
     def wait_for(self, events: int) -> float:
         """Take ``events`` tokens; the seconds to wait before sending them (0: at once)."""

@@ -35,6 +35,9 @@ async def test_a_connection_not_started_or_stopped_is_unavailable() -> None:
     with pytest.raises(NatsUnavailable, match="closed"):
         await asyncio.wait_for(waiting, 5)  # and hear it when the daemon closes it
     assert conn.state.errors >= 1
+    assert conn.state.failed_connects >= 1  # counted apart from other errors (status)
+    assert conn.status()["failed_connects"] == conn.state.failed_connects
+    assert conn.state.since is None  # never connected
     assert "127.0.0.1" in (conn.state.last_error or "")  # the refused connect, reported
 
 

@@ -52,12 +52,18 @@ def test_overload_halves_the_rate_and_batches_that_go_through_recover_it() -> No
     assert p.rate == 1.0
 
 
-def test_the_start_is_jittered_within_the_bound() -> None:
-    p, _ = pace(jitter=5.0)
-    delays = [p.start_delay() for _ in range(200)]
+def test_the_start_of_a_big_backlog_is_jittered_within_the_bound() -> None:
+    p, _ = pace(rate=100, jitter=5.0)
+    delays = [p.start_delay(101) for _ in range(200)]
     assert all(0 <= d <= 5.0 for d in delays)
     assert max(delays) - min(delays) > 3.0  # spread, not one value
-    assert pace(jitter=0)[0].start_delay() == 0.0
+    assert pace(jitter=0)[0].start_delay(10_000) == 0.0
+
+
+def test_a_backlog_within_one_seconds_burst_starts_at_once() -> None:
+    # it adds no more than the rate allows anyway, and its machines' live events wait on it
+    p, _ = pace(rate=100, jitter=5.0)
+    assert {p.start_delay(n) for n in (1, 10, 100)} == {0.0}
 
 
 def test_what_counts_as_overload() -> None:

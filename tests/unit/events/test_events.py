@@ -3,6 +3,7 @@ what a running machine emits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,27 @@ async def test_a_transition_and_its_event_are_one_transaction(store: SqliteStore
     rows = await store.outbox_peek(10)
     assert [r.event_id for r in rows] == [event.id]
     assert (await store.outbox_stats()).events == 1
+
+
+async def test_a_transition_whose_caller_is_cancelled_still_wakes_the_publisher(
+    store: SqliteStore,
+) -> None:
+    # the store's thread commits the write whether or not its caller still waits for it
+    await store.save(SavedMachine("web", "1.0.0", "a", 1.0, 0, {}))
+    sink = OutboxSink(store)
+    emitter = Emitter(StewardFormat("n"), sink, LocalEvents())
+    event = transition_event(emitter.format, seq=1)
+    record = TransitionRecord("web", "1.0.0", "up", "a", "b", 1, 2.0, MANUAL)
+    commit = asyncio.ensure_future(emitter.commit_transition(store, record, event))
+    await asyncio.sleep(0)  # the write is handed to the store's thread
+    commit.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await commit
+    assert sink.changed.is_set()  # so the publisher looks
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while not await store.outbox_peek(10):  # and finds it: the write happened anyway
+        assert asyncio.get_running_loop().time() < deadline, "the event was never written"
+        await asyncio.sleep(0.01)
 
 
 async def test_outbox_drains_in_order(store: SqliteStore) -> None:

@@ -41,7 +41,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q -rs
 
 ## every benchmark, each side by side with its baseline where it has one; figures and
-## PASS/MISS lines are appended to bench/RESULTS.md (~25 min; quiet machine; root for monit,
+## PASS/MISS lines are appended to bench/RESULTS.md (~55 min, 25 of them bench-virtual-fleet; quiet machine; root for monit,
 ## a Docker engine for bench-restart: make docker-setup)
 bench: $(STAMP) bench-load bench-checks bench-transitions bench-timers bench-restart bench-reload \
 	bench-events bench-kv bench-fleet bench-fleet-status bench-cli bench-rss bench-virtual-fleet

@@ -6,8 +6,7 @@ current state, because moving it must first be committed to disk.
 The ``transitions`` machine is built once per distinct rule table and turned into a lookup
 table (transition, state) -> destination: building one costs ~0.2 ms and asking it through
 ``get_transitions`` ~10 µs, which at 10,000 machines was a large part of loading and of every
-``steward status``. Machines with the same rules share the table, and (``StateGraph.of``) the
-graph object itself.
+``steward status``. Machines with the same rules share one graph (``StateGraph.of``).
 """
 
 from __future__ import annotations
@@ -25,17 +24,15 @@ Rules = tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...], str], ...], str
 class StateGraph:
     __slots__ = ("_available", "_names", "_table", "states")
 
-    def __init__(self, spec: MachineSpec) -> None:
-        self._load(_rules(spec))
-
-    @classmethod
-    def of(cls, spec: MachineSpec) -> StateGraph:
-        """The graph of ``spec``'s rules: one object shared by every machine that has them."""
-        return _shared(_rules(spec))
-
-    def _load(self, rules: Rules) -> None:
+    def __init__(self, rules: Rules) -> None:
         self.states = rules[0]
         self._names, self._table, self._available = _compile(rules)
+
+    @staticmethod
+    def of(spec: MachineSpec) -> StateGraph:
+        """The graph of ``spec``'s rules: one object shared by every machine that has them."""
+        transitions = tuple((t.name, t.sources, t.destination) for t in spec.transitions)
+        return _shared((spec.states, transitions, spec.initial_state))
 
     def has_transition(self, name: str) -> bool:
         return name in self._names
@@ -49,19 +46,11 @@ class StateGraph:
         return list(self._available.get(state, ()))
 
 
-def _rules(spec: MachineSpec) -> Rules:
-    transitions = tuple((t.name, t.sources, t.destination) for t in spec.transitions)
-    return (spec.states, transitions, spec.initial_state)
-
-
 @functools.lru_cache(maxsize=1024)
 def _shared(rules: Rules) -> StateGraph:
-    graph = StateGraph.__new__(StateGraph)
-    graph._load(rules)
-    return graph
+    return StateGraph(rules)
 
 
-@functools.lru_cache(maxsize=1024)
 def _compile(
     rules: Rules,
 ) -> tuple[frozenset[str], Mapping[tuple[str, str], str], Mapping[str, tuple[str, ...]]]:

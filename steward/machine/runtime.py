@@ -232,11 +232,7 @@ class RunningMachine:
     # lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         """Restore or initialise the saved state, then run the queue and (after splay) watchers."""
-        saved = await self._store.load(self.name)
-        history = await self._store.history(self.name, RECENT_HISTORY) if saved else []
-        self.restore(saved, history)
-        await self._store.save(self.saved())
-        self.run()
+        await start_machines(self._store, [self])
 
     def restore(self, saved: SavedMachine | None, history: Iterable[HistoryEntry] = ()) -> None:
         """Take the saved state (``start``'s first half; ``start_machines`` does it for many

@@ -3,7 +3,9 @@ environment, killing whole trees, and which machine a process belongs to.
 
 What a command is (``command``: its program, environment and result) and the process tree
 are imported with the package; running one (``run``, ``table``: asyncio) when first named, so
-``steward validate`` loads the watcher types that run commands without an event loop.
+``steward validate`` loads the watcher types that run commands without an event loop. (The
+function ``owners`` stays eager: its module has the same name, and importing the module would
+put it in the function's place.)
 """
 
 from types import MappingProxyType

@@ -1,59 +1,7 @@
 """Where the daemon's NATS is and how to log in: configuration only, no I/O, and no import
-of the NATS client (the CLI reads the config without paying for it)."""
+of the NATS client (the CLI reads the config without paying for it). The classes are in
+``steward.settings``, with the other settings ``steward.yaml`` names."""
 
-from __future__ import annotations
+from steward.settings import DAY, NatsSettings, StreamLimits
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import ssl
-
-DAY = 86400.0
-
-
-@dataclass(frozen=True)
-class StreamLimits:
-    """The limits steward gives the events stream when it creates it (``nats:`` in
-    steward.yaml). Oldest events go first when one is reached (limits retention)."""
-
-    max_age: float = 7 * DAY  # seconds an event is kept; 0: for ever
-    # per replica; -1: no limit. JetStream reserves it on each replica's server at creation
-    # and refuses more than the server can store, so the default stays small: a fleet sets
-    # nodes x 68 MB for 7 days of typical nodes (docs/events.md, Sizing)
-    max_bytes: int = 10 * 1024**3
-    max_msgs_per_subject: int = 100_000  # per node x machine x kind (watcher); -1: no limit
-    duplicate_window: float = 120.0  # seconds the server remembers Nats-Msg-Id (retries)
-
-
-@dataclass(frozen=True)
-class NatsSettings:
-    servers: tuple[str, ...] = ()
-    stream: str | None = None  # JetStream stream for events; None = core NATS
-    credentials: str | None = None  # .creds file
-    nkey: str | None = None  # nkey seed file
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    # every stream and bucket steward creates gets this many copies (3 on a cluster)
-    replicas: int = 1
-    reconnect_wait: float = 1.0  # seconds before trying the same server again
-    reconnect_jitter: float = 1.0  # up to this many seconds more, at random, per attempt
-    limits: StreamLimits = field(default_factory=StreamLimits)
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.servers)
-
-    def tls_context(self) -> ssl.SSLContext | None:
-        if not (self.tls_ca or self.tls_cert):
-            return None
-        import ssl
-
-        ctx = ssl.create_default_context(cafile=self.tls_ca)
-        if self.tls_cert:
-            ctx.load_cert_chain(self.tls_cert, self.tls_key)
-        return ctx
+__all__ = ["DAY", "NatsSettings", "StreamLimits"]

@@ -15,13 +15,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from steward.broker.settings import NatsSettings, StreamLimits
 from steward.errors import ConfigError, SpecError
-from steward.events.drain import DrainSettings
-from steward.events.outbox import OutboxLimits
-from steward.fleet.state import BUCKET_RE, FleetSettings
-from steward.machine.history import DEFAULT_HISTORY_KEEP
 from steward.machine.source import Fields, Problems, load_yaml
+from steward.settings import (
+    BUCKET_RE,
+    DEFAULT_HISTORY_KEEP,
+    DrainSettings,
+    FleetSettings,
+    NatsSettings,
+    OutboxLimits,
+    StreamLimits,
+)
 
 DEFAULT_CONFIG = Path("/etc/steward/steward.yaml")
 DEFAULT_MACHINES_DIR = Path("/etc/steward/machines")

@@ -13,18 +13,12 @@ pacing is tested without sleeping.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from steward.clock import Clock
+from steward.settings import DrainSettings as DrainSettings  # steward.yaml's; here as before
 
 OVERLOAD_MARKERS = ("429", "too many requests", "slow consumer", "503")
 MIN_RATE = 1.0  # events/s the pace never goes below
-
-
-@dataclass(frozen=True)
-class DrainSettings:
-    rate: int = 200  # backlog events per second (events.drain_rate)
-    jitter: float = 5.0  # seconds: the most a node waits before it starts on a backlog
 
 
 def is_overload(error: BaseException) -> bool:

@@ -16,6 +16,7 @@ from enum import IntEnum
 from typing import Protocol
 
 from steward.events.envelope import Envelope, EventKind
+from steward.settings import OutboxLimits as OutboxLimits  # steward.yaml's; here as before
 
 
 class Priority(IntEnum):
@@ -35,12 +36,6 @@ PRIORITY_OF_KIND: Mapping[EventKind, Priority] = {
 
 def priority_of(kind: EventKind) -> Priority:
     return PRIORITY_OF_KIND[kind]
-
-
-@dataclass(frozen=True)
-class OutboxLimits:
-    max_events: int = 100_000
-    max_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)

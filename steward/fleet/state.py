@@ -26,18 +26,19 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
+# steward.yaml's ``fleet:`` (in steward.settings, which the config reads): exported here as before
+from steward.settings import DEFAULT_BUCKET as DEFAULT_BUCKET
+from steward.settings import DEFAULT_HEARTBEAT
+from steward.settings import FleetSettings as FleetSettings
+
 if TYPE_CHECKING:
     from steward.machine.runtime import RunningMachine
 
-DEFAULT_BUCKET = "STEWARD_FLEET"
-DEFAULT_HEARTBEAT = 30.0  # seconds between two heartbeats of a node
-DEFAULT_FORGET_AFTER = 7 * 86400.0  # seconds: the node key's TTL
 OFFLINE_GRACE = 20.0  # offline = no heartbeat for 2 x interval + this
 RECENT = 5  # transitions a machine entry carries
 GRAPH_SUFFIX = "graph"
 
 _PLAIN = re.compile(r"[A-Za-z0-9_-]")
-BUCKET_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def token(name: str) -> str:
@@ -80,17 +81,6 @@ def graph_key(node: str, machine: str) -> str:
 def node_keys_filter(node: str) -> str:
     """Every key a node owns but its own: its machines and their graphs."""
     return f"{token(node)}.>"
-
-
-@dataclass(frozen=True)
-class FleetSettings:
-    """``fleet:`` in steward.yaml; used only when NATS is configured."""
-
-    enabled: bool = True
-    bucket: str = DEFAULT_BUCKET
-    heartbeat: float = DEFAULT_HEARTBEAT
-    forget_after: float = DEFAULT_FORGET_AFTER  # the node key's TTL; 0: none
-    replicas: int | None = None  # of the bucket, when a daemon creates it; None: nats.replicas
 
 
 # what a node writes ------------------------------------------------------------------------

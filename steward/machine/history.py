@@ -16,6 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+# steward.yaml's history.keep (in steward.settings, which the config reads): exported as before
+from steward.settings import DEFAULT_HISTORY_KEEP as DEFAULT_HISTORY_KEEP
+
 if TYPE_CHECKING:
     from steward.machine.spec import WatcherSpec
     from steward.watchers.base import WatcherResult
@@ -23,7 +26,6 @@ if TYPE_CHECKING:
 MAX_TEXT = 256  # characters kept of any string in a cause (an output head, a detail)
 MAX_ITEMS = 16  # items kept of any list or mapping in a cause
 MAX_DEPTH = 3
-DEFAULT_HISTORY_KEEP = 100  # transitions kept per machine on disk (steward.yaml history.keep)
 
 
 @dataclass(frozen=True)

@@ -5,24 +5,27 @@
 ``Problem`` with the exact position and field path when something is wrong, and ``finish()``
 reports the unknown keys. Readers never raise for bad input; they collect every problem so a
 user sees them all at once.
+
+The config file is read through ``Fields`` too, and ``steward status`` reads it on every
+call: what only machine files need (templates, shlex, decimal) is imported where it is used.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, LineCol
 
 from steward.errors import Problem, Severity
 from steward.machine.durations import parse_duration
 from steward.machine.yamldoc import load_yaml
-from steward.templates import Template, TemplateError
+
+if TYPE_CHECKING:
+    from steward.templates import Template
 
 __all__ = [
     "Fields",
@@ -92,6 +95,8 @@ def template_place(text: str, column: int) -> str:
 
 def split_command(command: str) -> tuple[str, ...]:
     """A command line split with shlex (no shell); ValueError says why it cannot be."""
+    import shlex
+
     try:
         argv = tuple(shlex.split(command))
     except ValueError as exc:
@@ -235,6 +240,8 @@ class Fields:
     def parse_template(self, text: str, pos: Position) -> Template | None:
         """``text`` (the value at ``pos``) as a template of a watcher property; a problem
         naming the column inside the template if it is not one."""
+        from steward.templates import Template, TemplateError
+
         try:
             template = Template.parse(text)
         except TemplateError as exc:
@@ -489,6 +496,8 @@ def weakly(value: Any, kind: type) -> Any:
         if isinstance(value, int):
             return str(value)
         if isinstance(value, float) and math.isfinite(value):
+            from decimal import Decimal
+
             return format(Decimal(repr(value)).normalize(), "f")  # Go's %v of a float64
     elif kind is list:
         if isinstance(value, str | int | float | bool):

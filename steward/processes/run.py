@@ -10,58 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from steward.processes.command import ProcessRun
 from steward.processes.tree import kill_tree
 
 if TYPE_CHECKING:
     from steward.processes.table import ProcessTable
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 OUTPUT_CAP = 64 * 1024  # bytes kept per stream; the rest is read and discarded
 DRAIN_GRACE = 1.0  # seconds to finish reading pipes a leftover child still holds open
 REAP_TIMEOUT = 5.0  # seconds to wait for a killed process group's leader to exit
-
-
-@dataclass(frozen=True)
-class ProcessRun:
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    timed_out: bool = False
-    error: str = ""
-
-
-def minimal_environment(directory: Path, machine: str, state: str, watcher: str) -> dict[str, str]:
-    """The variables every command a watcher runs gets (and nothing of the daemon's)."""
-    return {
-        "PATH": f"{directory}:{DEFAULT_PATH}",
-        "MACHINE_NAME": machine,
-        "MACHINE_STATE": state,
-        "MACHINE_WATCHER_NAME": watcher,
-    }
-
-
-def resolve_program(program: str, directory: Path, path: str) -> str | None:
-    """A path resolves against the machine dir; a bare name is looked up on ``path``."""
-    if "/" in program:
-        full = Path(program)
-        if not full.is_absolute():
-            full = directory / full
-        return str(full)
-    return shutil.which(program, path=path)
-
-
-def first_line(text: str, limit: int = 200) -> str:
-    """The first non-blank line of ``text``, at most ``limit`` characters ("" if none)."""
-    stripped = text.strip()
-    return stripped.splitlines()[0][:limit] if stripped else ""
 
 
 async def run_process(

@@ -23,8 +23,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from steward.processes.command import ProcessRun
 from steward.processes.owners import INSTANCE_VAR, kill_owned
-from steward.processes.run import ProcessRun, run_disowned, run_process
+from steward.processes.run import run_disowned, run_process
 
 log = logging.getLogger("steward.processes")
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,6 +287,8 @@ class DataFile:
 
     def _write(self, content: bytes) -> None:
         if self.path is None or self._current() is None:
+            import tempfile  # ~2.5 ms: not for `steward validate`, which writes no facts
+
             fd, self.path = tempfile.mkstemp(
                 prefix=_safe(self._prefix), suffix=".json", dir=self._directory
             )

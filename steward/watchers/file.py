@@ -12,7 +12,6 @@ success; a file already as wanted is unchanged; a failure to render or write is 
 
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +90,8 @@ class FileWatcher(Watcher):
     async def check(self) -> WatcherResult:
         if self.props.contents is not None:
             return await self._manage()
+        import asyncio  # here: validate loads this module without an event loop
+
         path = self.path
         try:
             st = await asyncio.to_thread(os.stat, path)
@@ -132,6 +133,8 @@ class FileWatcher(Watcher):
             )
         except (TemplateError, ValueError) as exc:
             return WatcherResult(Outcome.ERROR, f"cannot render {path}: {exc}", payload=payload)
+        import asyncio
+
         try:
             done = await asyncio.to_thread(managed_file.ensure, path, wanted, self._mtime_ns)
         except (OSError, LookupError) as exc:

@@ -20,21 +20,22 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    GCCollector,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
-)
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.metrics_core import Metric
-from prometheus_client.utils import floatToGoString
-
 from steward.broker.link import NatsLink, NoNats
 from steward.clock import Clock
 from steward.daemon.httpd import HttpServer, Request, Response, Routes
+from steward.daemon.prometheus import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    GCCollector,
+    HistogramMetricFamily,
+    Metric,
+    PlatformCollector,
+    ProcessCollector,
+    floatToGoString,
+    generate_latest,
+)
 from steward.events.envelope import EventKind
 from steward.events.outbox import OutboxStats
 from steward.events.publisher import NoPublisher, Publisher

@@ -23,20 +23,102 @@ import asyncio
 import contextlib
 import logging
 import os
+import platform
 import stat
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from enum import IntEnum
 from pathlib import Path
 
-from watchfiles import Change, awatch
-
 from steward.machine.discovery import MACHINE_FILE, SUFFIXES, ignored
+from steward.submodules import import_submodules
+
+# watchfiles' Rust notifier alone: its package imports anyio and multiprocessing (~1.5 MiB of
+# the daemon's RSS) for its async and process-restarting helpers (steward.submodules)
+import_submodules("watchfiles", ["_rust_notify"])
+
+from watchfiles._rust_notify import RustNotify  # noqa: E402
 
 log = logging.getLogger("steward.reload")
 
 QUIET = 0.05  # seconds without an event that end a batch (watchfiles' ``step``)
 MAX_BATCH = 1.0  # seconds: a batch of events never grows longer (watchfiles' ``debounce``)
 MAX_SETTLE = 30.0  # seconds to wait for a file that keeps being written, then read it anyway
+
+
+POLL_DELAY = 300  # ms between polls, when polling (watchfiles' default)
+RUST_TIMEOUT = 5_000  # ms: the notifier's thread looks at the stop event at least this often
+
+
+class Change(IntEnum):
+    """What happened to a path: watchfiles' ``Change`` (the Rust notifier's numbers)."""
+
+    added = 1
+    modified = 2
+    deleted = 3
+
+
+class _Stop:
+    """The notifier thread's stop event: the watch's, or the awaiting task was cancelled."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+        self.cancelled = False
+
+    def is_set(self) -> bool:
+        return self.cancelled or self.event.is_set()
+
+
+async def awatch(
+    path: Path,
+    *,
+    watch_filter: Callable[[Change, str], bool],
+    debounce: int,
+    step: int,
+    stop_event: asyncio.Event,
+    recursive: bool = True,
+    ignore_permission_denied: bool = True,
+) -> AsyncIterator[set[tuple[Change, str]]]:
+    """Batches of changes under ``path`` that pass ``watch_filter``, until ``stop_event``.
+
+    watchfiles' ``awatch`` without anyio: the Rust notifier's blocking ``watch`` (a batch
+    ends after ``step`` ms without an event, or ``debounce`` ms after its first) runs in a
+    worker thread. Its watches are in place before the first ``await``."""
+    stop = _Stop(stop_event)
+    debug, polling, poll_delay = notifier_settings(os.environ)
+    notifier = RustNotify(
+        [str(path)], debug, polling, poll_delay, recursive, ignore_permission_denied
+    )
+    with notifier as rust:
+        while True:
+            try:
+                raw = await asyncio.to_thread(rust.watch, debounce, step, RUST_TIMEOUT, stop)
+            except asyncio.CancelledError:
+                stop.cancelled = True  # the thread returns at its next step
+                raise
+            if raw == "stop":
+                return
+            if raw == "signal":  # the notifier's thread never takes signals
+                raise RuntimeError("watch thread unexpectedly received a signal")
+            if raw == "timeout":
+                continue
+            changes = {(Change(kind), p) for kind, p in raw if watch_filter(Change(kind), p)}
+            if changes:
+                yield changes
+
+
+def notifier_settings(environ: Mapping[str, str]) -> tuple[bool, bool, int]:
+    """Debug, force polling and the poll delay (ms), from the environment variables
+    watchfiles' ``awatch`` reads, and polling on WSL (its inotify misses Windows' writes)."""
+    debug = bool(environ.get("WATCHFILES_DEBUG"))
+    polling_var = environ.get("WATCHFILES_FORCE_POLLING")
+    if polling_var:
+        polling = polling_var.lower() not in {"false", "disable", "disabled"}
+    else:
+        uname = platform.uname()
+        polling = "microsoft-standard" in uname.release.lower() and uname.system == "Linux"
+    delay_var = environ.get("WATCHFILES_POLL_DELAY_MS", "")
+    return debug, polling, int(delay_var) if delay_var.isdecimal() else POLL_DELAY
 
 
 class DefinitionFilter:
@@ -73,7 +155,7 @@ class DefinitionFilter:
     def _matters(self, change: Change, path: Path) -> bool:
         if path.parent != self.machines_dir or path.suffix in SUFFIXES:
             return True  # <name>/machine.yaml, or a bare <name>.yaml
-        if change is Change.deleted:
+        if change == Change.deleted:
             if path.name in self.directories:
                 self.directories.discard(path.name)
                 return True

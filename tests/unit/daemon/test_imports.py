@@ -24,6 +24,7 @@ LEFT_OUT = [
     "decimal",  # only float formatting needs it
     "aiohttp",  # nats-py's websocket transport only
     "nats",  # only when NATS is configured
+    "steward.watchers.metric",  # only when a machine has a metric watcher
 ]
 
 

@@ -2,9 +2,8 @@
 
 Some packages' ``__init__`` imports everything they have, for the convenience of
 ``from package import name``: prometheus_client's imports its HTTP servers and push-gateway
-client (http.server, wsgiref, urllib.request, email: ~2.5 MiB of a daemon's RSS), watchfiles'
-imports anyio and multiprocessing for its async and process-restarting helpers. The daemon
-uses neither. ``import_submodules`` imports only the modules asked for, with a bare stand-in
+client (http.server, wsgiref, urllib.request, email: ~2 MiB of a daemon's RSS), which the
+daemon never uses. ``import_submodules`` imports only the modules asked for, with a bare stand-in
 for the package (its ``__path__`` alone) in ``sys.modules`` while they import, removed at
 once: the modules stay in ``sys.modules`` under their own names, so ``from package.module
 import name`` finds them, and a later ``import package`` runs the real ``__init__``, which

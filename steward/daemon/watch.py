@@ -1,10 +1,10 @@
 """Hot reload: wake the daemon's rescan when a machine definition may have changed.
 
-Three things wake one slot: inotify events on the machines directory (``watchfiles``,
-recursive), a full rescan every ``rescan_interval`` as a backstop for anything inotify misses,
-and ``wake()`` (SIGHUP). One task drains the slot and awaits the callback, so a burst of
-changes becomes one rescan, two rescans never run at once, and a wake-up that arrives during a
-rescan gives exactly one more (Choria's one-slot channel).
+Three things wake one slot: inotify events on the machines directory and the directories in
+it (``steward.daemon.inotify``), a full rescan every ``rescan_interval`` as a backstop for
+anything inotify misses, and ``wake()`` (SIGHUP). One task drains the slot and awaits the
+callback, so a burst of changes becomes one rescan, two rescans never run at once, and a
+wake-up that arrives during a rescan gives exactly one more (Choria's one-slot channel).
 
 Only a change that can change a definition wakes it (``DefinitionFilter``): ``machine.yaml``
 in a machine directory, ``*.yaml``/``*.yml`` directly in the machines directory, and a machine
@@ -23,50 +23,21 @@ import asyncio
 import contextlib
 import logging
 import os
-import platform
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from enum import IntEnum
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
+from steward.daemon.inotify import Change, Inotify, merge
 from steward.machine.discovery import MACHINE_FILE, SUFFIXES, ignored
-from steward.submodules import import_submodules
-
-# watchfiles' Rust notifier alone: its package imports anyio and multiprocessing (~1.5 MiB of
-# the daemon's RSS) for its async and process-restarting helpers (steward.submodules)
-import_submodules("watchfiles", ["_rust_notify"])
-
-from watchfiles._rust_notify import RustNotify  # noqa: E402
 
 log = logging.getLogger("steward.reload")
 
-QUIET = 0.05  # seconds without an event that end a batch (watchfiles' ``step``)
-MAX_BATCH = 1.0  # seconds: a batch of events never grows longer (watchfiles' ``debounce``)
+QUIET = 0.05  # seconds without an event that end a batch
+MAX_BATCH = 1.0  # seconds: a batch of events never grows longer
 MAX_SETTLE = 30.0  # seconds to wait for a file that keeps being written, then read it anyway
 
-
-POLL_DELAY = 300  # ms between polls, when polling (watchfiles' default)
-RUST_TIMEOUT = 5_000  # ms: the notifier's thread looks at the stop event at least this often
-
-
-class Change(IntEnum):
-    """What happened to a path: watchfiles' ``Change`` (the Rust notifier's numbers)."""
-
-    added = 1
-    modified = 2
-    deleted = 3
-
-
-class _Stop:
-    """The notifier thread's stop event: the watch's, or the awaiting task was cancelled."""
-
-    def __init__(self, event: asyncio.Event) -> None:
-        self.event = event
-        self.cancelled = False
-
-    def is_set(self) -> bool:
-        return self.cancelled or self.event.is_set()
+__all__ = ["Change", "DefinitionFilter", "MachinesWatch", "awatch"]
 
 
 async def awatch(
@@ -76,56 +47,56 @@ async def awatch(
     debounce: int,
     step: int,
     stop_event: asyncio.Event,
-    recursive: bool = True,
-    ignore_permission_denied: bool = True,
 ) -> AsyncIterator[set[tuple[Change, str]]]:
-    """Batches of changes under ``path`` that pass ``watch_filter``, until ``stop_event``.
+    """Batches of changes in the machines directory ``path`` (``steward.daemon.inotify``)
+    that pass ``watch_filter``, until ``stop_event``: a batch ends after ``step`` ms without
+    an event, or ``debounce`` ms after its first (watchfiles' ``awatch`` semantics).
 
-    watchfiles' ``awatch`` without anyio: the Rust notifier's blocking ``watch`` (a batch
-    ends after ``step`` ms without an event, or ``debounce`` ms after its first) runs in a
-    worker thread. Its watches are in place before the first ``await``."""
-    stop = _Stop(stop_event)
-    debug, polling, poll_delay = notifier_settings(os.environ)
-    notifier = RustNotify(
-        [str(path)], debug, polling, poll_delay, recursive, ignore_permission_denied
-    )
-    with notifier as rust:
-        while True:
-            try:
-                raw = await asyncio.to_thread(rust.watch, debounce, step, RUST_TIMEOUT, stop)
-            except asyncio.CancelledError:
-                stop.cancelled = True  # the thread returns at its next step
-                raise
-            if raw == "stop":
-                return
-            if raw == "signal":  # the notifier's thread never takes signals
-                raise RuntimeError("watch thread unexpectedly received a signal")
-            if raw == "timeout":
-                continue
-            changes = {(Change(kind), p) for kind, p in raw if watch_filter(Change(kind), p)}
+    The watches are in place when this is first iterated, before its first ``await``."""
+    loop = asyncio.get_running_loop()
+    notify = Inotify(path)
+    readable = asyncio.Event()
+    loop.add_reader(notify.fd, readable.set)
+    try:
+        while await _readable_or_stopped(readable, stop_event):
+            batch: dict[str, Change] = {}
+            ends = loop.time() + debounce / 1000
+            while True:
+                readable.clear()
+                merge(batch, notify.read())
+                quiet = min(step / 1000, ends - loop.time())
+                if quiet <= 0 or stop_event.is_set():
+                    break
+                try:
+                    async with asyncio.timeout(quiet):
+                        await readable.wait()
+                except TimeoutError:
+                    break
+            changes = {(change, raw) for raw, change in batch.items() if watch_filter(change, raw)}
             if changes:
                 yield changes
+    finally:
+        loop.remove_reader(notify.fd)
+        notify.close()
 
 
-def notifier_settings(environ: Mapping[str, str]) -> tuple[bool, bool, int]:
-    """Debug, force polling and the poll delay (ms), from the environment variables
-    watchfiles' ``awatch`` reads, and polling on WSL (its inotify misses Windows' writes)."""
-    debug = bool(environ.get("WATCHFILES_DEBUG"))
-    polling_var = environ.get("WATCHFILES_FORCE_POLLING")
-    if polling_var:
-        polling = polling_var.lower() not in {"false", "disable", "disabled"}
-    else:
-        uname = platform.uname()
-        polling = "microsoft-standard" in uname.release.lower() and uname.system == "Linux"
-    delay_var = environ.get("WATCHFILES_POLL_DELAY_MS", "")
-    return debug, polling, int(delay_var) if delay_var.isdecimal() else POLL_DELAY
+async def _readable_or_stopped(readable: asyncio.Event, stop: asyncio.Event) -> bool:
+    """Wait for the descriptor to be readable (True) or the stop (False)."""
+    if not readable.is_set() and not stop.is_set():
+        waits = [asyncio.ensure_future(readable.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+    return not stop.is_set()
 
 
 class DefinitionFilter:
     """Which changes in the machines directory can change a machine definition.
 
-    ``candidate`` judges a path by its shape alone (it runs on the event loop, as watchfiles'
-    filter); ``select`` then looks at the disk for top-level entries (in a thread), and
+    ``candidate`` judges a path by its shape alone (it runs on the event loop, as
+    ``awatch``'s filter); ``select`` then looks at the disk for top-level entries (in a thread), and
     remembers the top-level directories so that a removed one is recognised.
     """
 
@@ -135,6 +106,8 @@ class DefinitionFilter:
 
     def candidate(self, change: Change, raw: str) -> bool:
         path = Path(raw)
+        if path == self.machines_dir:  # the kernel's queue overflowed: anything may have changed
+            return True
         if path.parent == self.machines_dir:
             return not ignored(path.name)
         return (
@@ -144,7 +117,7 @@ class DefinitionFilter:
         )
 
     def select(self, changes: Iterable[tuple[Change, str]]) -> list[Path]:
-        """The changed paths that matter, from watchfiles' ``(change, path)`` pairs."""
+        """The changed paths that matter, from ``awatch``'s ``(change, path)`` pairs."""
         out: list[Path] = []
         for change, raw in changes:
             path = Path(raw)
@@ -252,8 +225,6 @@ class MachinesWatch:
                 debounce=round(self.max_batch * 1000),
                 step=round(self.quiet * 1000),
                 stop_event=self._stopping,
-                recursive=True,
-                ignore_permission_denied=True,
             ):
                 paths = await asyncio.to_thread(self._filter.select, changes)
                 if paths:

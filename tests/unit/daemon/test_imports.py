@@ -16,7 +16,8 @@ LEFT_OUT = [
     "wsgiref",
     "email",
     "urllib.request",
-    "watchfiles",  # the package's __init__: anyio, multiprocessing
+    "watchfiles",  # its Rust notifier and threads; the package's __init__: anyio
+    "watchfiles._rust_notify",
     "anyio",
     "multiprocessing",
     "cloudevents",  # the SDK: dateutil (its parser, tz, zoneinfo)

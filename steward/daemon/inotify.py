@@ -62,9 +62,10 @@ ADDED = IN_CREATE | IN_MOVED_TO
 DELETED = IN_DELETE | IN_MOVED_FROM
 EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
 READ_SIZE = 64 * 1024
-# a directory in the machines directory that cannot be watched: skipped (the backstop rescan
-# still sees its definition); the machines directory itself must be watchable
-SKIPPABLE = frozenset({errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR})
+# a directory in the machines directory that cannot be watched (not ours to read, gone, or
+# over fs.inotify.max_user_watches): skipped, the backstop rescan still sees its definition;
+# the machines directory itself must be watchable
+SKIPPABLE = frozenset({errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.ENOSPC})
 
 
 class Inotify:

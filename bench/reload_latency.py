@@ -10,9 +10,10 @@ The clock starts when the rename returns and stops when the control API
 (``GET /v1/machines/<name>`` on the Unix socket, polled every 2 ms over one kept-alive
 connection) first answers 200: the machine is running. No SIGHUP is ever sent.
 
-What to expect: watchfiles ends a batch of events when one look, ``quiet`` (50 ms) after the
-previous, finds nothing new, so a drop waits one to two quiet windows; the rescan that follows
-re-reads the directory but parses only the new file (``SpecCache``), a few milliseconds.
+What to expect: the watch (``steward/daemon/watch.py``, inotify read on the event loop) ends
+a batch of events ``quiet`` (50 ms) after its last event, so a drop waits one quiet window
+(watchfiles, before, took one to two); the rescan that follows re-reads the directory but
+parses only the new file (``SpecCache``), a few milliseconds.
 
     .venv/bin/python bench/reload_latency.py --no-record      # a look, nothing recorded
     .venv/bin/python bench/reload_latency.py                  # 50 drops, appended to RESULTS.md

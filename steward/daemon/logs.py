@@ -116,5 +116,3 @@ def setup_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # watchfiles logs every batch of file changes at info; the reload logs what matters
-    logging.getLogger("watchfiles").setLevel(logging.WARNING)

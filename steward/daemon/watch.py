@@ -1,10 +1,10 @@
 """Hot reload: wake the daemon's rescan when a machine definition may have changed.
 
-Three things wake one slot: inotify events on the machines directory (``watchfiles``,
-recursive), a full rescan every ``rescan_interval`` as a backstop for anything inotify misses,
-and ``wake()`` (SIGHUP). One task drains the slot and awaits the callback, so a burst of
-changes becomes one rescan, two rescans never run at once, and a wake-up that arrives during a
-rescan gives exactly one more (Choria's one-slot channel).
+Three things wake one slot: inotify events on the machines directory and the directories in
+it (``steward.daemon.inotify``), a full rescan every ``rescan_interval`` as a backstop for
+anything inotify misses, and ``wake()`` (SIGHUP). One task drains the slot and awaits the
+callback, so a burst of changes becomes one rescan, two rescans never run at once, and a
+wake-up that arrives during a rescan gives exactly one more (Choria's one-slot channel).
 
 Only a change that can change a definition wakes it (``DefinitionFilter``): ``machine.yaml``
 in a machine directory, ``*.yaml``/``*.yml`` directly in the machines directory, and a machine
@@ -25,25 +25,78 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
-from watchfiles import Change, awatch
-
+from steward.daemon.inotify import Change, Inotify, merge
 from steward.machine.discovery import MACHINE_FILE, SUFFIXES, ignored
 
 log = logging.getLogger("steward.reload")
 
-QUIET = 0.05  # seconds without an event that end a batch (watchfiles' ``step``)
-MAX_BATCH = 1.0  # seconds: a batch of events never grows longer (watchfiles' ``debounce``)
+QUIET = 0.05  # seconds without an event that end a batch
+MAX_BATCH = 1.0  # seconds: a batch of events never grows longer
 MAX_SETTLE = 30.0  # seconds to wait for a file that keeps being written, then read it anyway
+
+__all__ = ["Change", "DefinitionFilter", "MachinesWatch", "awatch"]
+
+
+async def awatch(
+    path: Path,
+    *,
+    watch_filter: Callable[[Change, str], bool],
+    debounce: int,
+    step: int,
+    stop_event: asyncio.Event,
+) -> AsyncIterator[set[tuple[Change, str]]]:
+    """Batches of changes in the machines directory ``path`` (``steward.daemon.inotify``)
+    that pass ``watch_filter``, until ``stop_event``: a batch ends after ``step`` ms without
+    an event, or ``debounce`` ms after its first (watchfiles' ``awatch`` semantics).
+
+    The watches are in place when this is first iterated, before its first ``await``."""
+    loop = asyncio.get_running_loop()
+    notify = Inotify(path)
+    readable = asyncio.Event()
+    loop.add_reader(notify.fd, readable.set)
+    try:
+        while await _readable_or_stopped(readable, stop_event):
+            batch: dict[str, Change] = {}
+            ends = loop.time() + debounce / 1000
+            while True:
+                readable.clear()
+                merge(batch, notify.read())
+                quiet = min(step / 1000, ends - loop.time())
+                if quiet <= 0 or stop_event.is_set():
+                    break
+                try:
+                    async with asyncio.timeout(quiet):
+                        await readable.wait()
+                except TimeoutError:
+                    break
+            changes = {(change, raw) for raw, change in batch.items() if watch_filter(change, raw)}
+            if changes:
+                yield changes
+    finally:
+        loop.remove_reader(notify.fd)
+        notify.close()
+
+
+async def _readable_or_stopped(readable: asyncio.Event, stop: asyncio.Event) -> bool:
+    """Wait for the descriptor to be readable (True) or the stop (False)."""
+    if not readable.is_set() and not stop.is_set():
+        waits = [asyncio.ensure_future(readable.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+    return not stop.is_set()
 
 
 class DefinitionFilter:
     """Which changes in the machines directory can change a machine definition.
 
-    ``candidate`` judges a path by its shape alone (it runs on the event loop, as watchfiles'
-    filter); ``select`` then looks at the disk for top-level entries (in a thread), and
+    ``candidate`` judges a path by its shape alone (it runs on the event loop, as
+    ``awatch``'s filter); ``select`` then looks at the disk for top-level entries (in a thread), and
     remembers the top-level directories so that a removed one is recognised.
     """
 
@@ -53,6 +106,8 @@ class DefinitionFilter:
 
     def candidate(self, change: Change, raw: str) -> bool:
         path = Path(raw)
+        if path == self.machines_dir:  # the kernel's queue overflowed: anything may have changed
+            return True
         if path.parent == self.machines_dir:
             return not ignored(path.name)
         return (
@@ -62,7 +117,7 @@ class DefinitionFilter:
         )
 
     def select(self, changes: Iterable[tuple[Change, str]]) -> list[Path]:
-        """The changed paths that matter, from watchfiles' ``(change, path)`` pairs."""
+        """The changed paths that matter, from ``awatch``'s ``(change, path)`` pairs."""
         out: list[Path] = []
         for change, raw in changes:
             path = Path(raw)
@@ -73,7 +128,7 @@ class DefinitionFilter:
     def _matters(self, change: Change, path: Path) -> bool:
         if path.parent != self.machines_dir or path.suffix in SUFFIXES:
             return True  # <name>/machine.yaml, or a bare <name>.yaml
-        if change is Change.deleted:
+        if change == Change.deleted:
             if path.name in self.directories:
                 self.directories.discard(path.name)
                 return True
@@ -170,8 +225,6 @@ class MachinesWatch:
                 debounce=round(self.max_batch * 1000),
                 step=round(self.quiet * 1000),
                 stop_event=self._stopping,
-                recursive=True,
-                ignore_permission_denied=True,
             ):
                 paths = await asyncio.to_thread(self._filter.select, changes)
                 if paths:

@@ -496,7 +496,7 @@ def weakly(value: Any, kind: type) -> Any:
         if isinstance(value, int):
             return str(value)
         if isinstance(value, float) and math.isfinite(value):
-            from decimal import Decimal
+            from decimal import Decimal  # here: ~0.3 MiB of RSS that only floats need
 
             return format(Decimal(repr(value)).normalize(), "f")  # Go's %v of a float64
     elif kind is list:

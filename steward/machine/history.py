@@ -26,7 +26,7 @@ MAX_DEPTH = 3
 DEFAULT_HISTORY_KEEP = 100  # transitions kept per machine on disk (steward.yaml history.keep)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cause:
     kind: str  # "watcher" | "manual" | "subscribe"
     text: str  # the short form carried by events and logs
@@ -87,7 +87,7 @@ class Cause:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One committed transition as a machine's history keeps it."""
 

@@ -54,9 +54,13 @@ class Request:
 @dataclass(frozen=True)
 class Response:
     status: int = 200
-    body: bytes = b""
+    body: bytes | tuple[bytes, ...] = b""  # a tuple: parts written one after the other
     content_type: str = JSON
     headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def parts(self) -> tuple[bytes, ...]:
+        return (self.body,) if isinstance(self.body, bytes) else self.body
 
 
 Send = Callable[[bytes], Awaitable[None]]
@@ -282,16 +286,20 @@ class HttpServer:
         *,
         head_only: bool = False,
     ) -> None:
+        parts = response.parts
         headers = [
             ("Content-Type", response.content_type),
             *response.headers,
-            ("Content-Length", str(len(response.body))),
+            ("Content-Length", str(sum(map(len, parts)))),
         ]
         if self._stopping.is_set():
             headers.append(("Connection", "close"))
         writer.write(conn.send(_head(response.status, headers)))
-        if response.body and not head_only:  # HEAD: GET's headers, no body
-            writer.write(conn.send(h11.Data(data=response.body)))
+        if not head_only:  # HEAD: GET's headers, no body
+            for part in parts:
+                if part:
+                    writer.write(conn.send(h11.Data(data=part)))
+                    await writer.drain()  # a big body is not copied whole into the buffer
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
 

@@ -85,13 +85,13 @@ def new_registry() -> CollectorRegistry:
 BUCKET_LABELS = [str(floatToGoString(b)) for b in RUN_BUCKETS] + ["+Inf"]  # type: ignore[no-untyped-call]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Histogram:
     buckets: list[int] = field(default_factory=lambda: [0] * (len(RUN_BUCKETS) + 1))  # +Inf last
     total: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Counts:
     """One machine's counters."""
 

@@ -487,6 +487,15 @@ class Daemon:
 
     # what the API shows --------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        """``GET /v1/status``: ``status_head``, the machines' statuses, ``status_tail``."""
+        return {
+            **self.status_head(),
+            "machines": [m.status() for m in self.node.machines.values()],
+            **self.status_tail(),
+        }
+
+    def status_head(self) -> dict[str, Any]:
+        """The status before its ``machines`` (the API encodes those one by one)."""
         return {
             "node": self.config.node,
             "steward_version": __version__,
@@ -494,7 +503,11 @@ class Daemon:
             "started_at": self.started_at,
             "machines_dir": str(self.config.machines_dir),
             "state_dir": str(self.config.state_dir),
-            "machines": [m.status() for m in self.node.machines.values()],
+        }
+
+    def status_tail(self) -> dict[str, Any]:
+        """The status after its ``machines``."""
+        return {
             "events": self._events_status(),
             "metrics": {
                 "listen": self._metrics.listen if self._metrics is not None else None,

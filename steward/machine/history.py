@@ -28,7 +28,7 @@ MAX_ITEMS = 16  # items kept of any list or mapping in a cause
 MAX_DEPTH = 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cause:
     kind: str  # "watcher" | "manual" | "subscribe"
     text: str  # the short form carried by events and logs
@@ -89,7 +89,7 @@ class Cause:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One committed transition as a machine's history keeps it."""
 

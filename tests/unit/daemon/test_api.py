@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -118,3 +119,58 @@ async def test_follow_sends_the_backlog_then_live_events_and_ends_when_the_daemo
         assert b"event: transition\ndata: " in rest
         assert not server.path.exists()
         resp.release()
+
+
+def status_daemon(node: Node, tail: dict[str, Any]) -> Any:
+    """What the status route needs of the daemon: its node, the status around the machines."""
+    head = {"node": "n1", "pid": 7, "machines_dir": Path("/m")}  # a Path: json's default=str
+
+    def status() -> dict[str, Any]:
+        return {**head, "machines": [m.status() for m in node.machines.values()], **tail}
+
+    return SimpleNamespace(
+        node=node, status_head=lambda: head, status_tail=lambda: tail, status=status
+    )
+
+
+@pytest.mark.parametrize("machines", [0, 1, 2, 5])
+async def test_the_status_body_is_json_dumps_of_the_status_byte_for_byte(
+    api: Any, monkeypatch: pytest.MonkeyPatch, machines: int
+) -> None:
+    monkeypatch.setattr(api_module, "STATUS_PART", 2)  # 5 machines: three parts
+    node, _ = api
+    for i in range(machines):
+        await node.add(replace(machine_spec(), name=f"m{i}"))
+    if machines:
+        node.get("m0").data["when"] = Path("/x")
+    daemon = status_daemon(node, {"events": {"emitted": 3}, "problems": []})
+    parts = api_module.status_body(daemon)
+    assert b"".join(parts) == json.dumps(daemon.status(), default=str).encode()
+    assert len(parts) == 2 + (machines + 1) // 2  # head, a part per two machines, tail
+
+
+async def test_get_status_answers_the_whole_body_with_its_length(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "steward.db")
+    await store.open()
+    node = Node(node_services(store=store))
+    for i in range(300):  # more than one part
+        await node.add(replace(machine_spec(), name=f"m{i}"))
+    daemon = status_daemon(node, {"problems": [{"file": "x.yaml"}]})
+    server = ControlSocket(daemon, tmp_path / "api.sock")
+    await server.start()
+    connector = aiohttp.UnixConnector(path=str(server.path))
+    try:
+        async with (
+            aiohttp.ClientSession("http://steward", connector=connector) as client,
+            client.get("/v1/status") as resp,
+        ):
+            body = await resp.read()
+            assert resp.status == 200
+            assert int(resp.headers["Content-Length"]) == len(body)
+        expected = json.loads(json.dumps(daemon.status(), default=str))
+        assert json.loads(body) == expected
+        assert [m["name"] for m in expected["machines"]] == [f"m{i}" for i in range(300)]
+    finally:
+        await server.stop()
+        await node.stop()
+        await store.close()

@@ -38,6 +38,10 @@ def routes_for(streams: Streams) -> Routes:
     async def post(request: Request) -> Response:
         return Response(201, request.body, "application/octet-stream")
 
+    @routes.get("/parts")
+    async def parts(_: Request) -> Response:
+        return Response(body=(b"[1, ", b"", b"2" * 100_000, b"]"))
+
     @routes.get("/broken")
     async def broken(_: Request) -> Response:
         raise RuntimeError("a bug")
@@ -211,6 +215,23 @@ async def test_head_gets_the_headers_and_no_body(server: HttpServer) -> None:
     async with asyncio.timeout(DEADLINE):
         status, headers = parse_head(await client.reader.readuntil(b"\r\n\r\n"))
     assert status == 200 and int(headers["content-length"]) > 0
+    await client.send(b"GET /things/y HTTP/1.1\r\nHost: s\r\n\r\n")  # no body came between
+    assert json.loads((await client.response())[2])["name"] == "y"
+    await client.close()
+
+
+async def test_a_body_in_parts_is_sent_whole_with_its_length_and_not_for_head(
+    server: HttpServer,
+) -> None:
+    client = await Client.open(sock(server))
+    await client.send(b"GET /parts HTTP/1.1\r\nHost: s\r\n\r\n")
+    status, headers, body = await client.response()
+    assert (status, int(headers["content-length"])) == (200, 100_005)
+    assert body == b"[1, " + b"2" * 100_000 + b"]"
+    await client.send(b"HEAD /parts HTTP/1.1\r\nHost: s\r\n\r\n")
+    async with asyncio.timeout(DEADLINE):
+        _, headers = parse_head(await client.reader.readuntil(b"\r\n\r\n"))
+    assert int(headers["content-length"]) == 100_005
     await client.send(b"GET /things/y HTTP/1.1\r\nHost: s\r\n\r\n")  # no body came between
     assert json.loads((await client.response())[2])["name"] == "y"
     await client.close()

@@ -453,3 +453,22 @@ async def test_a_restart_remembers_the_last_transitions(harnesses: Any) -> None:
     await again.start()
     assert [e.seq for e in again.machine.recent_history] == list(range(3, 13))  # the last 10
     assert again.machine.status()["last_transition"]["seq"] == 12
+
+
+async def test_a_machine_keeps_its_last_transitions_and_no_queue_once_its_work_is_done(
+    harnesses: Any,
+) -> None:
+    """What 10,000 machines each keep after a transition (bench/timers_10k.py): the last
+    ``RECENT_HISTORY`` entries, and no queue or worker once nothing waits."""
+    h = harnesses(machine_spec())
+    await h.start()
+    for _ in range(6):
+        await h.machine.fire("up")
+        await h.machine.fire("down")
+    assert [e.seq for e in h.machine.recent_history] == list(range(3, 13))
+    assert h.machine.status()["last_transition"]["seq"] == 12
+    await until("the worker ended", lambda: h.machine._worker is None)
+    assert h.machine._inbox is None
+    await h.machine.fire("up")  # a new queue and worker when something comes again
+    assert h.machine.recent_history[-1].seq == 13
+    await h.machine.stop()

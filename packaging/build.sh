@@ -228,7 +228,7 @@ PY
 
     # it runs on the target's python (here, or in its image: emulated for another CPU), it
     # is the version we are packaging, and its compiled dependencies load
-    local imports='import aiohttp, h11, watchfiles, ruamel.yaml, _ruamel_yaml, nats, docker, cronsim, nacl.signing'
+    local imports='import aiohttp, h11, ruamel.yaml, _ruamel_yaml, nats, docker, cronsim, nacl.signing'
     if [ $here = yes ]; then
         got=$("$VENV/bin/python" -I -B -m steward version)
         "$VENV/bin/python" -I -B -c "$imports"

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from watchfiles import Change
 
 from steward.daemon import watch as watch_module
+from steward.daemon.inotify import Change
 from steward.daemon.watch import MachinesWatch
 from tests.support.daemon import until
 

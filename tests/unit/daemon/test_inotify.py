@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import watchfiles
 
 from steward.daemon.inotify import IN_Q_OVERFLOW, Change, Inotify, merge
 
@@ -39,10 +38,6 @@ async def changes_until(
             seen |= set(notify.read())
             await asyncio.sleep(0.005)
     return seen
-
-
-def test_change_numbers_are_watchfiles() -> None:
-    assert {c.name: int(c) for c in Change} == {c.name: int(c) for c in watchfiles.Change}
 
 
 def test_nothing_happened_reads_nothing(notify: Inotify) -> None:

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from watchfiles import Change
 
 import steward.daemon.watch as watch_module
+from steward.daemon.inotify import Change
 from steward.daemon.watch import (
     DefinitionFilter,
     MachinesWatch,

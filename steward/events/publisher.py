@@ -47,6 +47,7 @@ log = logging.getLogger("steward.events")
 BATCH = 256
 WINDOW = 128  # JetStream publishes awaiting their ack at once (at most one per machine)
 PUBLISH_TIMEOUT = 5.0
+LOOKUP_TIMEOUT = 1.0  # the stream look-up's first timeout; doubled per timeout, up to 5 s
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0  # between publish attempts (a new connection starts over)
 
@@ -150,6 +151,9 @@ class NatsPublisher:
             try:
                 if self._connection != self._nats.state.reconnects:
                     backoff = BACKOFF_START  # a new connection: no failure of the old one counts
+                    # and the stream is looked up before the first publish: after a broker
+                    # outage it may not have its leader yet (a publish would wait 5 s)
+                    stream_checked = False
                     await self._take_backlog()
                 if self.stream and not stream_checked:
                     await self._ensure_stream(nc)
@@ -276,22 +280,31 @@ class NatsPublisher:
         )
 
     async def _ensure_stream(self, nc: Client) -> None:
+        """Look the stream up (create it if missing) until it answers with a leader.
+
+        Done at the start and after any failed publish, so it is the probe that keeps a node
+        from publishing into a stream that cannot store yet (a cluster just restarted, a
+        leader being elected): there a publish waits out its whole ``PUBLISH_TIMEOUT``. The
+        look-up starts with a ``LOOKUP_TIMEOUT`` and doubles it after each timeout, so a node
+        hears within a second or two that the stream is back, and a loaded broker still gets
+        up to ``PUBLISH_TIMEOUT`` to answer; no message is stored by a look-up, so a short
+        timeout costs the broker nothing but the request."""
         from nats.errors import Error as NatsError
         from nats.js.errors import NotFoundError
 
         assert self.stream is not None
-        js = nc.jetstream()
         wanted = stream_config(self.stream, self._subjects, self._replicas, self._limits)
+        timeout = LOOKUP_TIMEOUT
         backoff = BACKOFF_START
         while True:
             try:
                 try:
-                    info = await js.stream_info(self.stream)
+                    info = await nc.jetstream(timeout=timeout).stream_info(self.stream)
                 except NotFoundError:
                     # inside the outer try: a refused creation (e.g. the subjects overlap
                     # another stream, or fewer servers than replicas) is retried and
                     # reported, not the publisher's end
-                    await js.add_stream(wanted)
+                    await nc.jetstream(timeout=PUBLISH_TIMEOUT).add_stream(wanted)
                     log.info(
                         "created JetStream stream",
                         extra={
@@ -300,13 +313,19 @@ class NatsPublisher:
                             "replicas": self._replicas,
                         },
                     )
-                else:
+                    return
+                if has_leader(info):
                     _warn_if_different(info.config, wanted)
-                return
-            except (NatsError, TimeoutError) as exc:
+                    return
+                self._nats.report(f"JetStream stream {self.stream}: no leader yet")
+            except TimeoutError as exc:  # nats-py's timeout is one too
+                self._nats.report(f"JetStream stream {self.stream}: {exc} ({timeout:g}s)")
+                timeout = min(timeout * 2, PUBLISH_TIMEOUT)
+                continue  # the timeout was the wait
+            except NatsError as exc:
                 self._nats.report(f"JetStream stream {self.stream}: {exc}")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+            await self._clock.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -335,6 +354,13 @@ def stream_config(
         max_msgs_per_subject=limits.max_msgs_per_subject,
         duplicate_window=limits.duplicate_window,
     )
+
+
+def has_leader(info: Any) -> bool:
+    """Whether a stream (``nats.js.api.StreamInfo``) can store: on a cluster, it has a leader
+    (a look-up can be answered while the stream's replicas still elect one)."""
+    cluster = getattr(info, "cluster", None)
+    return cluster is None or bool(cluster.leader)
 
 
 def _warn_if_different(have: StreamConfig, wanted: StreamConfig) -> None:

@@ -111,6 +111,7 @@ class NatsPublisher:
         self._replicas = replicas
         self._limits = limits or StreamLimits()
         self._task: asyncio.Task[None] | None = None
+        self._compared = False  # the stream's settings were compared with the config
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -315,7 +316,9 @@ class NatsPublisher:
                     )
                     return
                 if has_leader(info):
-                    _warn_if_different(info.config, wanted)
+                    if not self._compared:  # once: the look-up runs at every reconnect
+                        self._compared = True
+                        _warn_if_different(info.config, wanted)
                     return
                 self._nats.report(f"JetStream stream {self.stream}: no leader yet")
             except TimeoutError as exc:  # nats-py's timeout is one too

@@ -146,3 +146,14 @@ def test_the_connection_hands_nats_py_a_random_order_and_the_plan() -> None:
     assert conn.reconnect_plan.wait == 3.0 and conn.reconnect_plan.jitter == 1.0
     assert conn.reconnect_plan.max_wait == 20.0
     assert options["discovered_server_cb"] is not None
+
+
+async def test_the_connection_resets_the_plan_when_it_is_back() -> None:
+    clock = FakeClock()
+    settings = NatsSettings(servers=("nats://a:4222",), reconnect_max_wait=20.0)
+    conn = NatsConnection(settings, clock=clock)  # not started: only its callbacks are called
+    await conn._on_disconnected()
+    clock.now += 100.0
+    assert conn.reconnect_plan.grown_wait(clock.now) == 20.0
+    await conn._on_reconnected()
+    assert conn.reconnect_plan.grown_wait(clock.now) == 0.0

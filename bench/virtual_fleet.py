@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
@@ -94,7 +95,14 @@ STOP_DEADLINE = 120.0  # seconds for the outboxes to empty after ``stop``
 class VirtualNode:
     """One node: a state database, a NATS connection, steward's event pipeline."""
 
-    def __init__(self, name: str, state_dir: Path, servers: list[str], rng: random.Random) -> None:
+    def __init__(
+        self,
+        name: str,
+        state_dir: Path,
+        servers: list[str],
+        rng: random.Random,
+        max_wait: float | None = None,
+    ) -> None:
         from steward.broker.connection import NatsConnection
         from steward.broker.settings import NatsSettings
         from steward.events.drain import DrainSettings
@@ -104,6 +112,8 @@ class VirtualNode:
 
         self.name = name
         settings = NatsSettings(servers=tuple(servers), stream=STREAM, replicas=3)
+        if max_wait is not None:  # else steward's default nats.reconnect_max_wait
+            settings = dataclasses.replace(settings, reconnect_max_wait=max_wait)
         self.store = SqliteStore(state_dir / "steward.db")
         self.nats = NatsConnection(settings, name=f"virtual {name}", rng=rng)
         self.format = event_format("steward", name)
@@ -228,7 +238,7 @@ async def worker(args: argparse.Namespace) -> None:
         name = f"v{args.index:02d}-{i:05d}.fleet.example.com"
         state = base / name
         state.mkdir(parents=True)
-        node = VirtualNode(name, state, args.servers.split(","), rng)
+        node = VirtualNode(name, state, args.servers.split(","), rng, args.reconnect_max_wait)
         await node.open()
         nodes.append(node)
     opened = time.time()
@@ -514,6 +524,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "--heartbeat", str(args.heartbeat), "--base", str(work / f"w{i}"),
                 "--began", str(began),
             ]  # fmt: skip
+            if args.reconnect_max_wait is not None:
+                argv += ["--reconnect-max-wait", str(args.reconnect_max_wait)]
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,
@@ -775,6 +787,12 @@ def main() -> int:
     parser.add_argument("--heartbeat", type=duration_arg, default=30.0)
     parser.add_argument("--state-root", default="/dev/shm" if Path("/dev/shm").is_dir() else "/tmp")
     parser.add_argument("--quick", action="store_true", help="200 nodes, 20s steady, 20s storm")
+    parser.add_argument(
+        "--reconnect-max-wait",
+        type=float,
+        default=None,
+        help="seconds: the nodes' nats.reconnect_max_wait (default: steward's; 0: never grows)",
+    )
     # the worker's own arguments
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)

@@ -51,6 +51,9 @@ class NatsSettings:
     replicas: int = 1
     reconnect_wait: float = 1.0  # seconds before trying the same server again
     reconnect_jitter: float = 1.0  # up to this many seconds more, at random, per attempt
+    # after 30 s cut off, the wait grows with the outage up to this (0: never grows): a fleet
+    # returns spread over it (docs/events.md, "After an outage")
+    reconnect_max_wait: float = 20.0
     limits: StreamLimits = field(default_factory=StreamLimits)
 
     @property

@@ -54,6 +54,7 @@ class NatsConnection:
         self.reconnect_plan = ReconnectPlan(
             settings.reconnect_wait,
             settings.reconnect_jitter,
+            max_wait=settings.reconnect_max_wait,
             clock=clock or SystemClock(),
             rng=rng or random.Random(),
         )
@@ -207,6 +208,7 @@ class NatsConnection:
 
     async def _on_reconnected(self) -> None:
         self.state.reconnects += 1
+        self.reconnect_plan.connected()
         if self._nc is not None:
             self._up(self._nc)
         log.info("reconnected to NATS", extra={"server": self.state.server})

@@ -247,7 +247,7 @@ def _read_nats(doc: Fields, values: dict[str, Any]) -> None:
     default = NatsSettings()
     if nats.has("replicas"):
         values["nats_replicas"] = nats.integer("replicas", 1, minimum=1, maximum=5)
-    for key in ("reconnect_wait", "reconnect_jitter"):
+    for key in ("reconnect_wait", "reconnect_jitter", "reconnect_max_wait"):
         seconds = nats.duration(key, maximum=600.0)
         if seconds is not None:
             values[f"nats_{key}"] = seconds

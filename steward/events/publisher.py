@@ -47,6 +47,7 @@ log = logging.getLogger("steward.events")
 BATCH = 256
 WINDOW = 128  # JetStream publishes awaiting their ack at once (at most one per machine)
 PUBLISH_TIMEOUT = 5.0
+LOOKUP_TIMEOUT = 1.0  # the stream look-up's first timeout; doubled per timeout, up to 5 s
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0  # between publish attempts (a new connection starts over)
 
@@ -110,6 +111,7 @@ class NatsPublisher:
         self._replicas = replicas
         self._limits = limits or StreamLimits()
         self._task: asyncio.Task[None] | None = None
+        self._compared = False  # the stream's settings were compared with the config
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -150,6 +152,9 @@ class NatsPublisher:
             try:
                 if self._connection != self._nats.state.reconnects:
                     backoff = BACKOFF_START  # a new connection: no failure of the old one counts
+                    # and the stream is looked up before the first publish: after a broker
+                    # outage it may not have its leader yet (a publish would wait 5 s)
+                    stream_checked = False
                     await self._take_backlog()
                 if self.stream and not stream_checked:
                     await self._ensure_stream(nc)
@@ -170,9 +175,10 @@ class NatsPublisher:
             if error is None:
                 backoff = BACKOFF_START
                 continue
-            # looked up again after any failure: how a wiped store gets its stream back; it
-            # also often spares a publish into a stream still electing its leader (without it,
-            # test_cluster_failover.py resumed after ~12 s in 5 of 5 runs, with it ~6 s in 2 of 4)
+            # looked up again after any failure: how a wiped store gets its stream back; and
+            # the look-up waits for the stream's leader, so the retry is not sent into a stream
+            # still electing one (test_cluster_failover.py: publishing resumed 7.3-7.6 s after
+            # the leader's death in 3 of 3 runs; 6.4-12.2 s when a look-up did not wait)
             stream_checked = False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
@@ -276,22 +282,31 @@ class NatsPublisher:
         )
 
     async def _ensure_stream(self, nc: Client) -> None:
+        """Look the stream up (create it if missing) until it answers with a leader.
+
+        Done at the start, at each new connection and after any failed publish: the probe
+        that keeps a node from publishing into a stream that cannot store yet (a cluster just
+        restarted, a leader being elected), where a publish waits out its whole
+        ``PUBLISH_TIMEOUT``. The look-up starts with a ``LOOKUP_TIMEOUT`` and doubles it after
+        each timeout, so a node hears within a second or two that the stream is back, and a
+        loaded broker still gets up to ``PUBLISH_TIMEOUT`` to answer; a look-up stores no
+        message, so a short timeout costs the broker nothing but the request."""
         from nats.errors import Error as NatsError
         from nats.js.errors import NotFoundError
 
         assert self.stream is not None
-        js = nc.jetstream()
         wanted = stream_config(self.stream, self._subjects, self._replicas, self._limits)
+        timeout = LOOKUP_TIMEOUT
         backoff = BACKOFF_START
         while True:
             try:
                 try:
-                    info = await js.stream_info(self.stream)
+                    info = await nc.jetstream(timeout=timeout).stream_info(self.stream)
                 except NotFoundError:
                     # inside the outer try: a refused creation (e.g. the subjects overlap
                     # another stream, or fewer servers than replicas) is retried and
                     # reported, not the publisher's end
-                    await js.add_stream(wanted)
+                    await nc.jetstream(timeout=PUBLISH_TIMEOUT).add_stream(wanted)
                     log.info(
                         "created JetStream stream",
                         extra={
@@ -300,13 +315,21 @@ class NatsPublisher:
                             "replicas": self._replicas,
                         },
                     )
-                else:
-                    _warn_if_different(info.config, wanted)
-                return
-            except (NatsError, TimeoutError) as exc:
+                    return
+                if has_leader(info):
+                    if not self._compared:  # once: the look-up runs at every reconnect
+                        self._compared = True
+                        _warn_if_different(info.config, wanted)
+                    return
+                self._nats.report(f"JetStream stream {self.stream}: no leader yet")
+            except TimeoutError as exc:  # nats-py's timeout is one too
+                self._nats.report(f"JetStream stream {self.stream}: {exc} ({timeout:g}s)")
+                timeout = min(timeout * 2, PUBLISH_TIMEOUT)
+                continue  # the timeout was the wait
+            except NatsError as exc:
                 self._nats.report(f"JetStream stream {self.stream}: {exc}")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+            await self._clock.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -335,6 +358,13 @@ def stream_config(
         max_msgs_per_subject=limits.max_msgs_per_subject,
         duplicate_window=limits.duplicate_window,
     )
+
+
+def has_leader(info: Any) -> bool:
+    """Whether a stream (``nats.js.api.StreamInfo``) can store: on a cluster, it has a leader
+    (a look-up can be answered while the stream's replicas still elect one)."""
+    cluster = getattr(info, "cluster", None)
+    return cluster is None or bool(cluster.leader)
 
 
 def _warn_if_different(have: StreamConfig, wanted: StreamConfig) -> None:

@@ -329,6 +329,7 @@ def test_fleet_replicas_follow_nats_replicas_unless_set(tmp_path: Path) -> None:
 def test_nats_cluster_keys(tmp_path: Path) -> None:
     default = load_config(None, env={}).nats
     assert (default.replicas, default.reconnect_wait, default.reconnect_jitter) == (1, 1.0, 1.0)
+    assert default.reconnect_max_wait == 20.0
     assert default.limits == StreamLimits()
     assert (default.limits.max_age, default.limits.duplicate_window) == (7 * 86400.0, 120.0)
     path = write(
@@ -340,6 +341,7 @@ def test_nats_cluster_keys(tmp_path: Path) -> None:
           replicas: 3
           reconnect_wait: 2s
           reconnect_jitter: 500ms
+          reconnect_max_wait: 1m
           max_age: 30d
           max_bytes: 1073741824
           max_msgs_per_subject: -1
@@ -349,6 +351,7 @@ def test_nats_cluster_keys(tmp_path: Path) -> None:
     nats = load_config(path, env={}).nats
     assert nats.servers == ("nats://n1:4222", "nats://n2:4222", "nats://n3:4222")
     assert (nats.replicas, nats.reconnect_wait, nats.reconnect_jitter) == (3, 2.0, 0.5)
+    assert nats.reconnect_max_wait == 60.0
     assert nats.limits == StreamLimits(
         max_age=30 * 86400.0,
         max_bytes=1024**3,

@@ -481,13 +481,24 @@ def _peak_rate(workers: list[Worker], start: float, end: float) -> float:
 
 
 def _timeline(workers: list[Worker], start: float, end: float) -> list[int]:
-    """Events delivered in each second from ``start`` (all workers together)."""
+    """Events delivered in each second from ``start`` (all workers together). A worker's
+    reports come a little more than a second apart (the report itself takes time), so what one
+    report adds is spread over the seconds since the one before, in proportion: binned by the
+    report's second alone, every few seconds all workers skipped the same second together and
+    it read as 0, the next as a double."""
     seconds = [0.0] * max(1, int(end - start) + 1)
     for w in workers:
-        points = [(t, p) for t, p in w.history if start - 1 <= t <= end]
-        for (_, p0), (t1, p1) in itertools.pairwise(points):
-            if t1 >= start:
-                seconds[min(len(seconds) - 1, int(t1 - start))] += p1 - p0
+        points = [(t - start, p) for t, p in w.history if start - 2 <= t <= end]
+        for (t0, p0), (t1, p1) in itertools.pairwise(points):
+            if t1 <= max(t0, 0.0):
+                continue
+            rate = (p1 - p0) / (t1 - t0)
+            lo = max(t0, 0.0)
+            while lo < t1:
+                second = int(lo)
+                hi = min(t1, second + 1.0)
+                seconds[min(len(seconds) - 1, second)] += rate * (hi - lo)
+                lo = hi
     return [round(n) for n in seconds]
 
 

@@ -4,8 +4,6 @@ nats-server with its websocket listener). steward/broker/nats_import.py."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +12,11 @@ import pytest
 
 from tests.support.daemon import MachinesDir
 from tests.support.events import make_daemon, short_tmp_dir
+from tests.support.fresh import run_fresh
 from tests.support.nats_server import NatsServer, free_port
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 DOOR = """\
 name: door
 version: 1.0.0
@@ -74,16 +72,8 @@ def test_nats_py_loads_without_aiohttp_and_ws_still_connects(
     websocket_nats: tuple[NatsServer, str],
 ) -> None:
     server, ws_url = websocket_nats
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, server.url, ws_url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO)},
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [
+    stdout = run_fresh(SCRIPT, server.url, ws_url)
+    assert stdout.splitlines() == [
         f"tcp {server.url} False",  # connected, and aiohttp never loaded
         f"ws {ws_url} True",
     ]

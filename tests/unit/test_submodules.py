@@ -3,29 +3,16 @@ test process has long imported the packages whole)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
 from steward.submodules import import_submodules
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.fresh import run_fresh
 
 
 def fresh(code: str) -> list[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO)},
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split()
+    return run_fresh(code).split()
 
 
 def test_the_modules_load_without_the_package_init_and_the_package_loads_later_with_them() -> None:

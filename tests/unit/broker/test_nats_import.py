@@ -3,29 +3,14 @@ interpreter: the test process has long imported both)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import pytest
 
 from steward.broker.nats_import import needs_websocket
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.fresh import run_fresh
 
 
 def fresh(code: str) -> list[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO)},
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split()
+    return run_fresh(code).split()
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,7 @@ interpreter, since the test process has long imported all of them."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.fresh import run_fresh
 
 LEFT_OUT = [
     "prometheus_client",  # the package's __init__: http.server, wsgiref, urllib.request, email
@@ -38,13 +33,5 @@ def test_the_daemon_loads_none_of_what_it_does_not_use() -> None:
         import steward.watchers.timer
         print(*[name for name in {LEFT_OUT!r} if name in sys.modules] or ["none"])
     """
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO)},
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["none"]
+    stdout = run_fresh(code)
+    assert stdout.split() == ["none"]

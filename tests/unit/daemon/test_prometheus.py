@@ -3,11 +3,7 @@ prometheus_client's own ``generate_latest`` writes, for every kind of family."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterable
-from pathlib import Path
 
 import prometheus_client
 import pytest
@@ -25,8 +21,7 @@ from prometheus_client.metrics_core import Metric
 
 from steward.daemon import prometheus
 from steward.daemon.metrics import new_registry
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.fresh import run_fresh
 
 
 class Families:
@@ -108,13 +103,5 @@ def test_the_metrics_module_loads_no_http_servers() -> None:
         heavy = ["prometheus_client", "http.server", "wsgiref", "urllib.request", "email"]
         print(*[name for name in heavy if name in sys.modules] or ["none"])
     """
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO)},
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["none"]
+    stdout = run_fresh(code)
+    assert stdout.split() == ["none"]

@@ -3,11 +3,7 @@ writes for its ``CloudEvent``, and read back by it."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +12,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from steward.events.envelope import EventKind, LifecycleStep
 from steward.events.formats import event_format, parse_event, write_event
-
-REPO = Path(__file__).resolve().parents[3]
-
+from tests.support.fresh import run_fresh
 
 ATTRIBUTES: dict[str, Any] = {
     "id": "an-id",
@@ -105,13 +99,5 @@ def test_the_formats_module_loads_no_dateutil() -> None:
         heavy = ["dateutil", "cloudevents"]
         print(*[name for name in heavy if name in sys.modules] or ["none"])
     """
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO)},
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["none"]
+    stdout = run_fresh(code)
+    assert stdout.split() == ["none"]

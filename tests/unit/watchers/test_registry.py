@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from steward.watchers.registry import SHIPPED, WatcherRegistry, default_registry
 from steward.watchers.timer import TimerWatcher
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.fresh import run_fresh
 
 
 def test_every_shipped_type_loads_under_its_name() -> None:
@@ -33,16 +28,8 @@ def test_a_type_module_is_imported_only_when_its_type_is_asked_for() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('steward.watchers.')"
         " and m.rsplit('.', 1)[1] in r.names()))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO)},
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['steward.watchers.timer']"
+    stdout = run_fresh(code)
+    assert stdout.strip() == "['steward.watchers.timer']"
 
 
 def test_a_name_is_registered_once() -> None:

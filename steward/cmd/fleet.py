@@ -254,7 +254,7 @@ async def _dashboard(
                 if asyncio.get_running_loop().time() >= deadline:
                     raise
                 await asyncio.sleep(0.2)  # the daemons create it as they connect
-        server = DashboardServer(FleetBroadcast(FleetFeed(kv)), *address)
+        server = DashboardServer(FleetBroadcast(FleetFeed(kv, nc.jetstream())), *address)
         try:
             await server.start()
         except OSError as exc:

@@ -94,7 +94,7 @@ async def _load(url: str, credentials: str | None, bucket: str) -> FleetView:
 
     nc = await connect_nats(url, credentials, name="steward fleet status")
     try:
-        feed = FleetFeed(await open_bucket(nc.jetstream(), bucket))
+        feed = FleetFeed(await open_bucket(nc.jetstream(), bucket), nc.jetstream())
         try:
             return await feed.load()
         finally:
@@ -108,7 +108,7 @@ async def _watch(url: str, credentials: str | None, bucket: str, filters: dict[s
     from steward.fleet.feed import FleetFeed, open_bucket
 
     nc = await connect_nats(url, credentials, name="steward fleet watch")
-    feed = FleetFeed(await open_bucket(nc.jetstream(), bucket))
+    feed = FleetFeed(await open_bucket(nc.jetstream(), bucket), nc.jetstream())
     try:
         view = await feed.load()
         changed = asyncio.Event()

@@ -4,6 +4,14 @@ and ``watch``, the dashboard).
 Two KV watches (node keys ``*``, machine keys ``*.*``: the server filters, graph keys never
 travel) feed one ``FleetView``. ``load()`` returns once both watches delivered what the bucket
 held when they started; ``changes()`` then yields what each later entry changed.
+
+nats-py's watch marks the end of what the bucket held with a ``None``, and that marker can
+come *before* the entries: when all of the consumer's messages had reached the client but not
+yet the watch at the moment it asked the server how many were pending (none: all delivered),
+it concludes the bucket is empty. Trusting it, ``steward fleet status`` once printed a table
+without a machine the bucket held (under load, in CI). So ``load()`` takes a watch as done at
+its entry with nothing pending after it (``delta`` 0), and at the marker only if it has seen an
+entry or the stream holds no key of its pattern (one stream look-up with a subject filter).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ if TYPE_CHECKING:
     from nats.js.kv import KeyValue
 
 _DONE = object()  # one watch delivered everything the bucket held when it started
+PATTERNS = ("*", "*.*")  # node keys, machine keys
 
 
 async def open_bucket(js: JetStreamContext, bucket: str = DEFAULT_BUCKET) -> KeyValue:
@@ -38,31 +47,37 @@ async def open_bucket(js: JetStreamContext, bucket: str = DEFAULT_BUCKET) -> Key
 class FleetFeed:
     """A live ``FleetView`` of one bucket."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, js: JetStreamContext) -> None:
         self.kv = kv
         self.view = FleetView()
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._js = js
+        self._queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._watchers: list[Any] = []
 
     async def load(self) -> FleetView:
-        for pattern in ("*", "*.*"):
+        for index, pattern in enumerate(PATTERNS):
             watcher = await self.kv.watch(pattern)
             self._watchers.append(watcher)
-            self._tasks.append(asyncio.ensure_future(self._pump(watcher)))
-        waiting = len(self._watchers)
-        while waiting:
-            item = await self._queue.get()
+            self._tasks.append(asyncio.ensure_future(self._pump(index, watcher)))
+        loading = set(range(len(PATTERNS)))
+        seen: set[int] = set()
+        while loading:
+            index, item = await self._queue.get()
             if item is _DONE:
-                waiting -= 1
-            else:
-                self._apply(item)
+                if index in seen or not await self._holds(PATTERNS[index]):
+                    loading.discard(index)
+                continue  # else the entries are on their way (see the module's docstring)
+            self._apply(item)
+            seen.add(index)
+            if item.delta == 0:
+                loading.discard(index)
         return self.view
 
     async def changes(self) -> AsyncIterator[tuple[str, str | None]]:
         """What each entry after ``load()`` changed: (node, machine) or (node, None)."""
         while True:
-            item = await self._queue.get()
+            _, item = await self._queue.get()
             if item is _DONE:
                 continue
             changed = self._apply(item)
@@ -94,9 +109,16 @@ class FleetFeed:
         self._tasks.clear()
         self._watchers.clear()
 
-    async def _pump(self, watcher: Any) -> None:
+    async def _pump(self, index: int, watcher: Any) -> None:
         async for entry in watcher:
-            self._queue.put_nowait(_DONE if entry is None else entry)
+            self._queue.put_nowait((index, _DONE if entry is None else entry))
+
+    async def _holds(self, pattern: str) -> bool:
+        """Whether the bucket's stream holds any key matching ``pattern`` now."""
+        status = await self.kv.status()
+        stream = status.stream_info.config.name or f"KV_{status.bucket}"
+        info = await self._js.stream_info(stream, subjects_filter=f"$KV.{status.bucket}.{pattern}")
+        return bool(info.state.subjects)
 
     def _apply(self, entry: Any) -> tuple[str, str | None] | None:
         created = entry.created.timestamp() if entry.created is not None else None

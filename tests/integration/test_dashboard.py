@@ -60,7 +60,7 @@ class DashboardThread:
         try:
             nc = await connect_nats(self.nats_url, None, name="dashboard-test")
             kv = await open_bucket(nc.jetstream())
-            server = DashboardServer(FleetBroadcast(FleetFeed(kv)), "127.0.0.1", 0)
+            server = DashboardServer(FleetBroadcast(FleetFeed(kv, nc.jetstream())), "127.0.0.1", 0)
             await server.start()
         except BaseException as exc:
             self._ready.set_exception(exc)

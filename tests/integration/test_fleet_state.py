@@ -65,7 +65,7 @@ def test_three_nodes_in_the_table_and_a_transition_within_a_second(fleet: Fleet)
 
     async def transition_seen() -> float:
         nc = await nats.connect(fleet.server.url)
-        feed = FleetFeed(await open_bucket(nc.jetstream(), DEFAULT_BUCKET))
+        feed = FleetFeed(await open_bucket(nc.jetstream(), DEFAULT_BUCKET), nc.jetstream())
         try:
             view = await feed.load()
             fired = time.monotonic()

@@ -35,11 +35,15 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture
-async def kv(nats_server: NatsServer) -> AsyncIterator[Any]:
-    nc = await nats.connect(nats_server.url)
-    bucket = await nc.jetstream().create_key_value(bucket=BUCKET)
-    yield bucket
-    await nc.close()
+async def nc(nats_server: NatsServer) -> AsyncIterator[Any]:
+    client = await nats.connect(nats_server.url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def kv(nc: Any) -> Any:
+    return await nc.jetstream().create_key_value(bucket=BUCKET)
 
 
 def node(name: str, interval: float = 30.0) -> dict[str, Any]:
@@ -106,14 +110,16 @@ async def put(kv: Any, key: str, doc: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-async def dashboard(kv: Any) -> AsyncIterator[DashboardServer]:
+async def dashboard(kv: Any, nc: Any) -> AsyncIterator[DashboardServer]:
     await put(kv, node_key("web1.example.com"), node("web1.example.com", interval=1.0))
     await put(
         kv, machine_key("web1.example.com", "web"), machine("web1.example.com", "web", "RUN", 1)
     )
     await put(kv, graph_key("web1.example.com", "web"), GRAPH)
     server = DashboardServer(
-        FleetBroadcast(FleetFeed(kv), clock=lambda: time.time() + AHEAD), "127.0.0.1", 0
+        FleetBroadcast(FleetFeed(kv, nc.jetstream()), clock=lambda: time.time() + AHEAD),
+        "127.0.0.1",
+        0,
     )
     await server.start()
     yield server
@@ -253,8 +259,8 @@ async def test_a_silent_node_turns_offline_without_any_entry(stream: Stream, kv:
     assert (stopped["online"], stopped["stopped"]) == (False, said)
 
 
-async def test_a_listener_that_falls_behind_is_dropped(kv: Any) -> None:
-    broadcast = FleetBroadcast(FleetFeed(kv), backlog=2)
+async def test_a_listener_that_falls_behind_is_dropped(kv: Any, nc: Any) -> None:
+    broadcast = FleetBroadcast(FleetFeed(kv, nc.jetstream()), backlog=2)
     await broadcast.start()
     try:
         _, listener = broadcast.listen()

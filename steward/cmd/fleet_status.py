@@ -141,21 +141,16 @@ async def _watch(url: str, credentials: str | None, bucket: str, filters: dict[s
 async def _purge(node: str, url: str, credentials: str | None, bucket: str) -> int:
     from steward.cmd.connect import connect_nats
     from steward.errors import ApiError
-    from steward.fleet.feed import open_bucket
+    from steward.fleet.feed import open_bucket, read_keys
     from steward.fleet.state import node_key, node_keys_filter
 
     nc = await connect_nats(url, credentials, name="steward fleet purge")
     try:
         kv = await open_bucket(nc.jetstream(), bucket)
         keys = [node_key(node)]
-        watcher: Any = await kv.watch(node_keys_filter(node), ignore_deletes=True)
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
+        for entry in await read_keys(kv, nc.jetstream(), node_keys_filter(node)):
+            if entry.operation not in ("DEL", "PURGE"):
                 keys.append(entry.key)
-        finally:
-            await watcher.stop()
         for key in keys:
             await kv.purge(key)
         return len(keys)

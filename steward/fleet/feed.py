@@ -44,6 +44,36 @@ async def open_bucket(js: JetStreamContext, bucket: str = DEFAULT_BUCKET) -> Key
         ) from None
 
 
+async def read_keys(kv: KeyValue, js: JetStreamContext, pattern: str) -> list[Any]:
+    """The bucket's entries under ``pattern`` now (the latest of each key, deleted ones
+    included: ``operation`` says), not trusting nats-py's end marker where it came first
+    (the module's docstring)."""
+    watcher: Any = await kv.watch(pattern)
+    try:
+        entries: list[Any] = []
+        async for entry in watcher:
+            if entry is None:
+                if entries or not await holds(kv, js, pattern):
+                    break
+                continue  # the marker came before the entries: they follow
+            entries.append(entry)
+            if entry.delta == 0:
+                break
+        return entries
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()
+
+
+async def holds(kv: KeyValue, js: JetStreamContext, pattern: str) -> bool:
+    """Whether the bucket's stream holds any key matching ``pattern`` now (a deleted key's
+    marker counts: a watch delivers it)."""
+    status = await kv.status()
+    stream = status.stream_info.config.name or f"KV_{status.bucket}"
+    info = await js.stream_info(stream, subjects_filter=f"$KV.{status.bucket}.{pattern}")
+    return bool(info.state.subjects)
+
+
 class FleetFeed:
     """A live ``FleetView`` of one bucket."""
 
@@ -65,7 +95,7 @@ class FleetFeed:
         while loading:
             index, item = await self._queue.get()
             if item is _DONE:
-                if index in seen or not await self._holds(PATTERNS[index]):
+                if index in seen or not await holds(self.kv, self._js, PATTERNS[index]):
                     loading.discard(index)
                 continue  # else the entries are on their way (see the module's docstring)
             self._apply(item)
@@ -112,13 +142,6 @@ class FleetFeed:
     async def _pump(self, index: int, watcher: Any) -> None:
         async for entry in watcher:
             self._queue.put_nowait((index, _DONE if entry is None else entry))
-
-    async def _holds(self, pattern: str) -> bool:
-        """Whether the bucket's stream holds any key matching ``pattern`` now."""
-        status = await self.kv.status()
-        stream = status.stream_info.config.name or f"KV_{status.bucket}"
-        info = await self._js.stream_info(stream, subjects_filter=f"$KV.{status.bucket}.{pattern}")
-        return bool(info.state.subjects)
 
     def _apply(self, entry: Any) -> tuple[str, str | None] | None:
         created = entry.created.timestamp() if entry.created is not None else None

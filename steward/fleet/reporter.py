@@ -141,7 +141,7 @@ class FleetReporter:
             js = await self.nats.jetstream()  # waits while the connection is down
             try:
                 kv = await self._bucket(js)
-                await self._resync(kv)
+                await self._resync(js, kv)
                 self.connected = True
                 backoff = BACKOFF_START
                 self.last_error = None
@@ -288,33 +288,28 @@ class FleetReporter:
             return None
         return int(entry.revision or 0)
 
-    async def _resync(self, kv: KeyValue) -> None:
+    async def _resync(self, js: JetStreamContext, kv: KeyValue) -> None:
         """After a (re)connect: learn our keys' revisions, delete keys of machines gone,
         and skip keys that already hold our value."""
+        from steward.fleet.feed import read_keys
+
         prefix = node_key(self.node) + "."
-        watcher: Any = await kv.watch(node_keys_filter(self.node))
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                rest = entry.key[len(prefix) :]
-                if "." in rest:  # a graph key
-                    continue
-                self._revisions[entry.key] = int(entry.revision or 0)
-                name = untoken(rest)
-                if entry.operation in ("DEL", "PURGE"):
-                    continue
-                machine = self.machines.get(name)
-                if machine is None:
-                    self._dirty.add(name)  # removed while we were away: delete its key
-                    continue
-                existing = _decode(entry.value)
-                ours = machine_value(self.node, machine, self.clock.time())
-                if existing is not None and _same(existing, ours):
-                    self._dirty.discard(name)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
+        for entry in await read_keys(kv, js, node_keys_filter(self.node)):
+            rest = entry.key[len(prefix) :]
+            if "." in rest:  # a graph key
+                continue
+            self._revisions[entry.key] = int(entry.revision or 0)
+            name = untoken(rest)
+            if entry.operation in ("DEL", "PURGE"):
+                continue
+            machine = self.machines.get(name)
+            if machine is None:
+                self._dirty.add(name)  # removed while we were away: delete its key
+                continue
+            existing = _decode(entry.value)
+            ours = machine_value(self.node, machine, self.clock.time())
+            if existing is not None and _same(existing, ours):
+                self._dirty.discard(name)
 
     async def _bucket(self, js: JetStreamContext) -> KeyValue:
         from nats.js.api import KeyValueConfig

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
-from steward.fleet.feed import FleetFeed
+from steward.fleet.feed import FleetFeed, read_keys
 from steward.fleet.state import machine_key, node_key
 
 
@@ -81,3 +81,17 @@ async def test_a_pattern_the_bucket_has_no_key_for_ends_at_the_marker() -> None:
     view = await feed.load()
     await feed.close()
     assert (set(view.nodes), view.machines) == ({"web1"}, {})
+
+
+async def test_read_keys_waits_for_the_entries_behind_an_early_marker() -> None:
+    bucket = Bucket(
+        {"web1.>": [None, *MACHINES]},
+        {"$KV.steward-fleet.web1.>": {"$KV.steward-fleet.web1.switch": 1}},
+    )
+    entries = await read_keys(bucket, bucket, "web1.>")  # type: ignore[arg-type]
+    assert [e.key for e in entries] == [machine_key("web1", "switch"), machine_key("web1", "probe")]
+
+
+async def test_read_keys_of_a_pattern_with_no_key_is_empty() -> None:
+    bucket = Bucket({"web9.>": [None]}, {"$KV.steward-fleet.web9.>": {}})
+    assert await read_keys(bucket, bucket, "web9.>") == []  # type: ignore[arg-type]

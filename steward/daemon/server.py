@@ -12,7 +12,6 @@ import fcntl
 import logging
 import os
 import random
-import shutil
 import signal
 import time
 from enum import IntEnum
@@ -541,7 +540,14 @@ class Daemon:
 def _fresh_tmp(path: Path) -> Path:
     """The daemon's temp dir (``WATCHER_DATA`` files): emptied at start, so files a daemon
     killed with SIGKILL left behind do not pile up. Only after the state dir lock is held."""
-    shutil.rmtree(path, ignore_errors=True)
+    try:
+        path.rmdir()  # empty or absent: the common case
+    except FileNotFoundError:
+        pass
+    except OSError:
+        import shutil  # it loads bz2 and lzma (~0.5 MiB resident): only when files were left
+
+        shutil.rmtree(path, ignore_errors=True)
     path.mkdir(mode=0o700)
     return path
 

@@ -26,20 +26,31 @@ LEFT_OUT = [
     "aiohttp",  # nats-py's websocket transport only
     "nats",  # only when NATS is configured
     "steward.watchers.metric",  # only when a machine has a metric watcher
+    "shutil",  # bz2, lzma and their libraries: rmtree only when a killed daemon left files
+    "tempfile",  # shutil, for mkstemp: files.create_new
+    "bz2",
+    "lzma",
 ]
 
 
-def test_the_daemon_loads_none_of_what_it_does_not_use() -> None:
+def test_the_daemon_loads_none_of_what_it_does_not_use(tmp_path: Path) -> None:
     code = f"""
         import sys
+        from pathlib import Path
         import steward.cmd.main
         import steward.daemon.server
         import steward.watchers.exec
         import steward.watchers.timer
+        from steward.processes.command import resolve_program
+        from steward.watchers.exec import DataFile
+        from steward.daemon.server import _fresh_tmp
+        tmp = _fresh_tmp(Path(sys.argv[1]) / "tmp")  # at start
+        DataFile(tmp, "m-w").update({{"a": 1}})  # an exec watcher's $WATCHER_DATA
+        resolve_program("sh", tmp, "/bin:/usr/bin")  # a command named without a path
         print(*[name for name in {LEFT_OUT!r} if name in sys.modules] or ["none"])
     """
     out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code), str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -30,6 +30,7 @@ LEFT_OUT = [
     "tempfile",  # shutil, for mkstemp: files.create_new
     "bz2",
     "lzma",
+    "uuid",  # its _uuid extension and libuuid, for event ids: steward.ids
 ]
 
 

@@ -31,6 +31,8 @@ LEFT_OUT = [
     "bz2",
     "lzma",
     "uuid",  # its _uuid extension and libuuid, for event ids: steward.ids
+    "steward.watchers.docker_engine",  # only when a machine has a docker watcher
+    "steward.fleet",  # the fleet reporter: only with NATS
 ]
 
 

@@ -14,6 +14,8 @@ back all they made).
 
 The collector is the process's: several daemons in one process (tests) share it, which only
 changes when garbage is collected, never what is.
+
+``limit_malloc_arenas``: ``steward run`` keeps glibc's malloc to one arena (issue 19).
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ def run(
     import asyncio
 
     from steward.daemon.config import config_path, load_config
+    from steward.daemon.heap import limit_malloc_arenas
     from steward.daemon.logs import setup_logging
     from steward.daemon.server import Daemon
 
@@ -79,6 +80,7 @@ def run(
         },
     )
     setup_logging(config.log_format, config.log_level)
+    limit_malloc_arenas()  # before any thread starts
     code = asyncio.run(Daemon(config).serve())
     sys.exit(int(code))
 

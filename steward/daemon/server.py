@@ -12,13 +12,12 @@ import fcntl
 import logging
 import os
 import random
-import shutil
 import signal
 import time
 from enum import IntEnum
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from steward import __version__
 from steward.broker.connection import NatsConnection
@@ -43,15 +42,17 @@ from steward.daemon.watch import MachinesWatch
 from steward.errors import ConfigError, Problem, Severity, StoreError
 from steward.events.formats import event_format
 from steward.events.pipeline import event_pipeline
-from steward.fleet.reporter import FleetReporter
 from steward.machine.discovery import MACHINE_FILE
 from steward.machine.persistence import SqliteStore
 from steward.machine.services import NodeServices
 from steward.machine.spec import MachineSpec
 from steward.processes import ProcessTable
 from steward.watchers.context import Facts, NodeIdentity
-from steward.watchers.docker_engine import DockerEngines
+from steward.watchers.docker_engines import DockerEngines
 from steward.watchers.registry import WatcherRegistry, default_registry
+
+if TYPE_CHECKING:
+    from steward.fleet.reporter import FleetReporter
 
 log = logging.getLogger("steward.daemon")
 
@@ -139,6 +140,8 @@ class Daemon:
         # the node's keys in the fleet bucket, when NATS is configured
         self.fleet: FleetReporter | None = None
         if config.nats.enabled and config.fleet.enabled:
+            from steward.fleet.reporter import FleetReporter  # with NATS only (~0.1 MiB)
+
             self.fleet = FleetReporter(
                 config.fleet_settings,
                 node=config.node,
@@ -541,7 +544,14 @@ class Daemon:
 def _fresh_tmp(path: Path) -> Path:
     """The daemon's temp dir (``WATCHER_DATA`` files): emptied at start, so files a daemon
     killed with SIGKILL left behind do not pile up. Only after the state dir lock is held."""
-    shutil.rmtree(path, ignore_errors=True)
+    try:
+        path.rmdir()  # empty or absent: the common case
+    except FileNotFoundError:
+        pass
+    except OSError:
+        import shutil  # it loads bz2 and lzma (~0.5 MiB resident): only when files were left
+
+        shutil.rmtree(path, ignore_errors=True)
     path.mkdir(mode=0o700)
     return path
 

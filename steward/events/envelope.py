@@ -23,7 +23,7 @@ class LifecycleStep(StrEnum):
     RECORDING_RESUMED = "recording_resumed"  # the store works again; says what was not recorded
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # 1,000 kept for `steward events`: ~40 KiB less
 class Envelope:
     id: str  # the CloudEvent id; also Nats-Msg-Id, so JetStream dedupes retries
     kind: EventKind

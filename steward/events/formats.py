@@ -10,12 +10,12 @@ structured JSON CloudEvent as the ``cloudevents`` SDK writes it (``write_event``
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from steward.events.envelope import Envelope, EventKind, LifecycleStep, subject_token
+from steward.ids import uuid4_str
 
 if TYPE_CHECKING:
     from cloudevents.core.v1.event import CloudEvent
@@ -336,7 +336,7 @@ def make_envelope(
     data: dict[str, Any],
 ) -> Envelope:
     """The structured JSON CloudEvent, with a fresh id, ready to store and send."""
-    event_id = str(uuid.uuid4())
+    event_id = uuid4_str()
     attributes = {
         "id": event_id,
         "source": source,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from steward.clock import Clock
 from steward.errors import GovernorError, NatsUnavailable, NoSlot
 from steward.governor import jsapi
 from steward.governor.names import COLLECTIVE, campaign_subject, check_name
+from steward.ids import uuid4_hex
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -101,7 +101,7 @@ async def join(
     NatsUnavailable when no NATS is configured."""
     check_name(governor)
     subject = campaign_subject(governor, collective)
-    headers = {"Nats-Msg-Id": f"steward-{uuid.uuid4().hex}"}  # one per join, kept by retries
+    headers = {"Nats-Msg-Id": f"steward-{uuid4_hex()}"}  # one per join, kept by retries
     why = "waiting for the NATS connection"
     tries = 0
     try:

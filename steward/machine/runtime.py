@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 from steward.clock import Cancellable
 from steward.errors import StoreError, TransitionRejected
 from steward.events.envelope import Envelope, LifecycleStep
+from steward.ids import uuid4_hex
 from steward.machine.fsm import StateGraph
 from steward.machine.history import Cause, HistoryEntry
 from steward.machine.persistence import LateWrite, MachineStore, SavedMachine, TransitionRecord
@@ -158,7 +158,7 @@ class RunningMachine:
         self._format = services.events.format
         self._observer = services.observer
         self.graph = StateGraph.of(spec)
-        self.instance = uuid.uuid4().hex
+        self.instance = uuid4_hex()
         self._store = services.store
         self._node = node
         self._clock = services.clock

@@ -19,7 +19,7 @@ from steward.machine.observer import NO_OBSERVER, MachineObserver
 from steward.machine.persistence import MachineStore
 from steward.processes.table import ProcessTable
 from steward.watchers.context import NodeIdentity, WatcherContext
-from steward.watchers.docker_engine import DockerEngines
+from steward.watchers.docker_engines import DockerEngines
 from steward.watchers.registry import WatcherRegistry
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from steward.broker.link import NatsLink
 from steward.clock import Clock
 from steward.processes.table import MachineProcesses
-from steward.watchers.docker_engine import DockerEngines
+from steward.watchers.docker_engines import DockerEngines
 
 
 class Facts:

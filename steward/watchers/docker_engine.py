@@ -1,16 +1,17 @@
 """One Docker engine as the docker watchers see it: blocking SDK calls moved off the event
 loop, and one event stream shared by every watcher on that engine.
 
-``DockerEngines.get`` gives the engine of a ``docker_host`` (``""``: the daemon's environment,
-``DOCKER_HOST`` or the local socket), one per host. Its calls (``inspect``,
-``create``, ``start``, ``stop``, ``remove``) run the ``docker`` SDK in a worker thread and
-raise ``EngineUnavailable`` when the engine cannot be reached, ``EngineError`` when it
-answered with an error. While any watcher subscribes, one thread reads the engine's event
-stream and hands each container event to the loop (``call_soon_threadsafe``), where the
-subscribers of that container name are called with a ``ContainerEvent`` (its action, and a
-death's exit code); when the stream breaks (the engine stopped)
-the thread reconnects with backoff, and every subscriber is called on each connection change
-so it can look again. The stream thread ends when the last subscriber leaves.
+``DockerEngines.get`` (``docker_engines``) gives the engine of a ``docker_host`` (``""``:
+the daemon's environment, ``DOCKER_HOST`` or the local socket), one per host. Its calls
+(``inspect``, ``create``, ``start``, ``stop``, ``remove``) run the ``docker`` SDK in a
+worker thread and raise ``EngineUnavailable`` when the engine cannot be reached,
+``EngineError`` when it answered with an error. While any watcher subscribes, one thread
+reads the engine's event stream and hands each container event to the loop
+(``call_soon_threadsafe``), where the subscribers of that container name are called with a
+``ContainerEvent`` (its action, and a death's exit code); when the stream breaks (the engine
+stopped) the thread reconnects with backoff, and every subscriber is called on each
+connection change so it can look again. The stream thread ends when the last subscriber
+leaves.
 
 The daemon owns one ``DockerEngines`` and hands it to every watcher through the watcher
 context, so all the docker watchers of a daemon share one stream per engine, and each test
@@ -120,20 +121,6 @@ class ContainerConfig:
     labels: tuple[tuple[str, str], ...] = ()
     network: str | None = None
     pull_missing: bool = False
-
-
-class DockerEngines:
-    """The daemon's engines, one per ``docker_host``, each made on first use."""
-
-    def __init__(self) -> None:
-        self._engines: dict[str, Engine] = {}
-
-    def get(self, host: str) -> Engine:
-        """The engine for ``host`` (on the running loop, which its stream reports to)."""
-        engine = self._engines.get(host)
-        if engine is None:
-            engine = self._engines[host] = Engine(host, asyncio.get_running_loop())
-        return engine
 
 
 class Engine:

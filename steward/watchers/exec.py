@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from steward.errors import GovernorError, NatsUnavailable
+from steward.files import create_new
 from steward.governor.watched import GOVERNOR_TIMEOUT, read_governor_timeout, slot_for
 from steward.machine.source import Fields, split_assignment, split_command
 from steward.processes import ProcessRun, first_line, minimal_environment, resolve_program
@@ -252,7 +253,7 @@ class DataFile:
     """A JSON file a command reads: the machine's data (``$WATCHER_DATA``) or the node's
     facts (``$WATCHER_FACTS``).
 
-    One file per watcher for its lifetime (created with mkstemp on first use, removed on
+    One file per watcher for its lifetime (created by ``files.create_new`` on first use, removed on
     close), written again only when the data changed or something changed the file since
     (its inode, size and mtime are checked before each run): a run costs one stat instead of
     a new temp file and an unlink. The rare write is a few hundred bytes, done on the loop so
@@ -287,11 +288,7 @@ class DataFile:
 
     def _write(self, content: bytes) -> None:
         if self.path is None or self._current() is None:
-            import tempfile  # ~2.5 ms: not for `steward validate`, which writes no facts
-
-            fd, self.path = tempfile.mkstemp(
-                prefix=_safe(self._prefix), suffix=".json", dir=self._directory
-            )
+            fd, self.path = create_new(self._directory, _safe(self._prefix), ".json")
         else:
             fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
         with os.fdopen(fd, "wb") as f:

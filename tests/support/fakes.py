@@ -28,7 +28,7 @@ from steward.machine.spec import MachineSpec
 from steward.processes import ProcessTable
 from steward.watchers.base import Outcome, Watcher, WatcherResult
 from steward.watchers.context import Facts, NodeIdentity, WatcherContext
-from steward.watchers.docker_engine import DockerEngines
+from steward.watchers.docker_engines import DockerEngines
 from steward.watchers.registry import WatcherRegistry
 
 EPOCH = 1_700_000_000.0

@@ -161,7 +161,7 @@ async def load_once(url: str) -> tuple[float, int]:
     nc = await nats.connect(url)
     try:
         started = time.perf_counter()
-        feed = FleetFeed(await open_bucket(nc.jetstream(), DEFAULT_BUCKET))
+        feed = FleetFeed(await open_bucket(nc.jetstream(), DEFAULT_BUCKET), nc.jetstream())
         try:
             view = await feed.load()
         finally:

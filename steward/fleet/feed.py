@@ -52,17 +52,26 @@ async def read_keys(kv: KeyValue, js: JetStreamContext, pattern: str) -> list[An
     try:
         entries: list[Any] = []
         async for entry in watcher:
-            if entry is None:
-                if entries or not await holds(kv, js, pattern):
-                    break
-                continue  # the marker came before the entries: they follow
-            entries.append(entry)
-            if entry.delta == 0:
+            if entry is not None:
+                entries.append(entry)
+            if await snapshot_over(kv, js, pattern, entry, seen=bool(entries)):
                 break
         return entries
     finally:
         with contextlib.suppress(Exception):
             await watcher.stop()
+
+
+async def snapshot_over(
+    kv: KeyValue, js: JetStreamContext, pattern: str, item: Any, *, seen: bool
+) -> bool:
+    """Whether a watch of ``pattern`` has delivered what the bucket held when it started, at
+    ``item`` (an entry, or nats-py's end marker ``None``; ``seen``: an entry came before): at
+    the entry with nothing pending after it, or at the marker once an entry came or the
+    stream holds no key of ``pattern`` (else the entries follow: the module's docstring)."""
+    if item is None:
+        return seen or not await holds(kv, js, pattern)
+    return bool(item.delta == 0)
 
 
 async def holds(kv: KeyValue, js: JetStreamContext, pattern: str) -> bool:
@@ -94,13 +103,11 @@ class FleetFeed:
         seen: set[int] = set()
         while loading:
             index, item = await self._queue.get()
-            if item is _DONE:
-                if index in seen or not await holds(self.kv, self._js, PATTERNS[index]):
-                    loading.discard(index)
-                continue  # else the entries are on their way (see the module's docstring)
-            self._apply(item)
-            seen.add(index)
-            if item.delta == 0:
+            entry = None if item is _DONE else item
+            if entry is not None:
+                self._apply(entry)
+                seen.add(index)
+            if await snapshot_over(self.kv, self._js, PATTERNS[index], entry, seen=index in seen):
                 loading.discard(index)
         return self.view
 
